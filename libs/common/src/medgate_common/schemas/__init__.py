@@ -1,0 +1,42 @@
+"""Wire contracts between the gateway and the services.
+
+Celery tasks and HTTP calls exchange these types as JSON, never pixel data: a payload
+names series by UID and storage URI, and every model output names the model that made it.
+"""
+
+from medgate_common.schemas.base import WireModel
+from medgate_common.schemas.jobs import JobState, JobStatus, StepState, StepStatus
+from medgate_common.schemas.models import ModelInfo
+from medgate_common.schemas.quality import (
+    QualityAttribute,
+    QualityFinding,
+    QualityReport,
+    QualityStatistics,
+    Severity,
+    Verdict,
+)
+from medgate_common.schemas.reasoning import GroundedAnswer, ReasoningResult, TriageScore
+from medgate_common.schemas.segmentation import Lesion, SegmentationResult
+from medgate_common.schemas.study import SeriesRef, StudyRef
+
+__all__ = [
+    "GroundedAnswer",
+    "JobState",
+    "JobStatus",
+    "Lesion",
+    "ModelInfo",
+    "QualityAttribute",
+    "QualityFinding",
+    "QualityReport",
+    "QualityStatistics",
+    "ReasoningResult",
+    "SegmentationResult",
+    "SeriesRef",
+    "Severity",
+    "StepState",
+    "StepStatus",
+    "StudyRef",
+    "TriageScore",
+    "Verdict",
+    "WireModel",
+]

@@ -1,0 +1,64 @@
+"""Image-quality report in the MedQ style: attributes, severity, verdict and reasoning."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from medgate_common.schemas.base import DicomUID, WireModel
+from medgate_common.schemas.models import ModelInfo
+
+
+class Severity(StrEnum):
+    none = "none"
+    mild = "mild"
+    severe = "severe"
+
+
+class Verdict(StrEnum):
+    good = "good"
+    usable = "usable"
+    reject = "reject"
+
+
+class QualityAttribute(StrEnum):
+    noise = "noise"
+    blur = "blur"
+    motion = "motion"
+    streak = "streak"
+    metal = "metal"
+    ring = "ring"
+    undersampling = "undersampling"
+    limited_angle = "limited_angle"
+    bias_field = "bias_field"
+    spike = "spike"
+    gibbs = "gibbs"
+    susceptibility = "susceptibility"
+    ghosting = "ghosting"
+    exposure = "exposure"
+    contrast = "contrast"
+
+
+class QualityFinding(WireModel):
+    attribute: QualityAttribute
+    severity: Severity
+    probability: float = Field(ge=0.0, le=1.0)
+    location: str = ""
+
+
+class QualityStatistics(WireModel):
+    noise_sigma: float = Field(ge=0.0)
+    sharpness: float = Field(ge=0.0)
+    contrast: float = Field(ge=0.0)
+    clipped_fraction: float = Field(ge=0.0, le=1.0)
+
+
+class QualityReport(WireModel):
+    series_instance_uid: DicomUID
+    modality: str
+    findings: tuple[QualityFinding, ...]
+    statistics: QualityStatistics
+    verdict: Verdict
+    reasoning: str = Field(min_length=1)
+    model: ModelInfo

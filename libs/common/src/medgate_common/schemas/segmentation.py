@@ -1,0 +1,28 @@
+"""Lesions found by the segmentation service."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from medgate_common.schemas.base import DicomUID, WireModel
+from medgate_common.schemas.models import ModelInfo
+
+Point3 = tuple[float, float, float]
+
+
+class Lesion(WireModel):
+    lesion_id: int = Field(ge=1)
+    volume_ml: float = Field(ge=0.0)
+    centroid_lps_mm: Point3
+    slice_range: tuple[int, int]
+    mean_intensity: float
+    components: int = Field(default=1, ge=1)
+    organ: str | None = None
+
+
+class SegmentationResult(WireModel):
+    series_instance_uid: DicomUID
+    lesions: tuple[Lesion, ...]
+    seg_uri: str | None = Field(default=None, description="Storage URI of the DICOM SEG")
+    overlay_uris: tuple[str, ...] = ()
+    model: ModelInfo

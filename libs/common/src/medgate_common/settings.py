@@ -1,0 +1,37 @@
+"""Typed settings shared by every package.
+
+Each package subclasses :class:`MedgateSettings` with its own ``env_prefix``
+(``MEDGATE_GW_``, ``MEDGATE_IQA_``, ...). Settings are built once at start-up and passed in;
+tests construct their own instance instead of touching ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+def default_home() -> Path:
+    return Path.home() / ".medgate"
+
+
+class MedgateSettings(BaseSettings):
+    """Settings every MedGate process understands (environment prefix ``MEDGATE_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="MEDGATE_", extra="ignore", frozen=True)
+
+    home: Path = Field(default_factory=default_home, description="Working directory for data and state")
+    storage_uri: str = Field(default="", description="Artifact store; empty means file://<home>/storage")
+    log_level: LogLevel = "INFO"
+    log_json: bool = True
+    service_name: str = "medgate"
+
+    def resolved_storage_uri(self) -> str:
+        if self.storage_uri:
+            return self.storage_uri
+        return (self.home / "storage").resolve().as_uri()
