@@ -8,6 +8,7 @@ are unique per study and series yet identical when the same seed runs again.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,6 @@ from pydicom.uid import (
     JPEGLSLossless,
     MRImageStorage,
     RLELossless,
-    generate_uid,
 )
 
 from medgate_common import __version__
@@ -41,8 +41,13 @@ TRANSFER_SYNTAXES: dict[str, UID] = {
 }
 
 
+_UID_NAMESPACE = uuid.UUID("9b1f7c1e-3c51-4d8e-9a0e-6d2f1f0c5a11")
+
+
 def derived_uid(*parts: object) -> UID:
-    return generate_uid(prefix=None, entropy_srcs=["medgate-synth", *map(str, parts)])
+    """A ``2.25`` UID from a name-based (SHA-1, version 5) UUID: same parts, same UID."""
+    name = "/".join(map(str, parts))
+    return UID(f"2.25.{uuid.uuid5(_UID_NAMESPACE, name).int}")
 
 
 @dataclass(frozen=True)

@@ -30,13 +30,18 @@ def draw_lesion_count(rng: np.random.Generator, max_lesions: int) -> int:
     return int(rng.integers(1, max_lesions + 1))
 
 
-def _contrast(rng: np.random.Generator, modality: str, host: Tissue) -> float:
+def _lesion_sign(rng: np.random.Generator, modality: str) -> float:
+    # CT: mostly hypodense (cysts, metastases), one in four hyperdense; MR: T1 hypointense.
+    if modality == "CT" and rng.random() < 0.25:
+        return 1.0
+    return -1.0
+
+
+def _fragment_contrast(rng: np.random.Generator, modality: str, host: Tissue, sign: float) -> float:
     if modality == "CT":
-        # Mostly hypodense (cysts, metastases); one in four hyperdense.
-        magnitude = float(rng.uniform(18.0, 60.0))
-        return magnitude if rng.random() < 0.25 else -magnitude
-    # T1 hypointense white-matter lesions, from faint to "black hole".
-    return -float(rng.uniform(0.15, 0.55)) * host.value
+        return sign * float(rng.uniform(18.0, 60.0))
+    # From faint to "black hole" white-matter lesions.
+    return sign * float(rng.uniform(0.15, 0.55)) * host.value
 
 
 def place_lesions(
@@ -65,6 +70,7 @@ def place_lesions(
         center_mm = center_idx * spacing
         radius = float(rng.uniform(5.0, 16.0))
         n_frag = int(rng.integers(1, 5))
+        sign = _lesion_sign(rng, modality)
         contrasts: list[float] = []
         for _ in range(n_frag):
             offset = rng.normal(0.0, radius * 0.9, size=3)
@@ -84,7 +90,7 @@ def place_lesions(
             frag = (level <= 1.0) & inside[box]
             if int(frag.sum()) < MIN_FRAGMENT_VOXELS:
                 continue
-            contrast = _contrast(rng, modality, host)
+            contrast = _fragment_contrast(rng, modality, host, sign)
             instances[box][frag] = lesion_id
             offsets[box][frag] = contrast
             contrasts.append(round(contrast, 2))

@@ -113,8 +113,13 @@ def generate_study(
     slices: int = 64,
     matrix: int = 256,
     max_lesions: int = 4,
+    lesion_count: int | None = None,
 ) -> SynthStudy:
-    """Build one study in memory; nothing is written."""
+    """Build one study in memory; nothing is written.
+
+    ``lesion_count`` forces how many lesions are attempted (a lesion that finds no room in
+    its host organ is dropped); by default about a quarter of studies are normal.
+    """
     modality = modality.upper()
     if modality not in MODALITIES:
         raise ValueError(f"modality must be one of {MODALITIES}")
@@ -125,7 +130,8 @@ def generate_study(
     grid = Grid((slices, matrix, matrix), (thickness, fov / matrix, fov / matrix))
     table = tissues(modality)
     organs = ct_abdomen(grid, rng) if modality == "CT" else mr_brain(grid, rng)
-    count = draw_lesion_count(rng, max_lesions)
+    drawn = draw_lesion_count(rng, max_lesions)
+    count = drawn if lesion_count is None else lesion_count
     lesions, offsets, plans = place_lesions(grid, organs, table, modality, count, rng)
     image = _form_image(organs, offsets, table, modality, prof, grid, rng)
 

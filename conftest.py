@@ -1,0 +1,34 @@
+"""Fixtures shared by every package's tests."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from medgate_common.synth import SynthStudy, generate_study, write_dataset
+
+
+@pytest.fixture(scope="session")
+def small_ct(tmp_path_factory: pytest.TempPathFactory) -> tuple[SynthStudy, Path]:
+    """A 24-slice 128x128 CT study with lesions, written once per session."""
+    study = generate_study("CT", seed=11, index=0, slices=24, matrix=128, lesion_count=3)
+    out = tmp_path_factory.mktemp("small_ct")
+    write_dataset(study, out)
+    return study, out
+
+
+@pytest.fixture(scope="session")
+def small_mr(tmp_path_factory: pytest.TempPathFactory) -> tuple[SynthStudy, Path]:
+    study = generate_study("MR", seed=5, index=1, slices=24, matrix=128, lesion_count=2)
+    out = tmp_path_factory.mktemp("small_mr")
+    write_dataset(study, out)
+    return study, out
+
+
+def require_tool(name: str) -> str:
+    """Path of a system tool the test needs; scripts/setup.sh installs them, so absence is a failure."""
+    path = shutil.which(name, path="/usr/bin:/usr/sbin:/usr/local/bin")
+    if path is None:
+        pytest.fail(f"{name} is not installed; run scripts/setup.sh")
+    return path
