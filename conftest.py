@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from medgate_common.synth import SynthStudy, generate_study, write_dataset
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+
 from medgate_common.dicom import decode_pixels, load_series, read_dataset
 from medgate_common.errors import (
     GeometryError,
@@ -28,7 +29,9 @@ def test_ct_small_geometry_and_hounsfield_units() -> None:
     expected = ds.pixel_array.astype(np.float32) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
     np.testing.assert_array_equal(vol.array[0], expected)
     # Voxel (row 10, col 20) sits 20 columns along +x and 10 rows along +y from the origin.
-    np.testing.assert_allclose(vol.index_to_lps([0, 10, 20]), [-158.135803 + 20 * 0.661468, -179.035797 + 10 * 0.661468, -75.699997], atol=1e-5)
+    np.testing.assert_allclose(
+        vol.index_to_lps([0, 10, 20]), [-158.135803 + 20 * 0.661468, -179.035797 + 10 * 0.661468, -75.699997], atol=1e-5
+    )
     np.testing.assert_allclose(vol.lps_to_index(vol.index_to_lps([0, 10, 20])), [0, 10, 20], atol=1e-9)
 
 
@@ -62,7 +65,9 @@ def test_real_ct_series_slice_order_and_spacing() -> None:
     assert vol.spacing == pytest.approx((2.5, 0.488281, 0.488281))
     z = [float(pydicom.dcmread(folder / p).ImagePositionPatient[2]) for p in sorted(folder.iterdir())]
     assert vol.affine[2, 3] == pytest.approx(min(z))
-    slice_z = [float(pydicom.dcmread(folder / p).ImagePositionPatient[2]) for p in ("3353", "3023", "2693", "2392", "2062")]
+    slice_z = [
+        float(pydicom.dcmread(folder / p).ImagePositionPatient[2]) for p in ("3353", "3023", "2693", "2392", "2062")
+    ]
     # Files are named in an order unrelated to position; the volume is sorted along +z.
     assert [vol.index_to_lps([k, 0, 0])[2] for k in range(5)] == pytest.approx(sorted(slice_z))
 

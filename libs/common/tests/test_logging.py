@@ -5,6 +5,7 @@ import json
 import logging
 
 import pytest
+
 from medgate_common.dicom import read_dataset
 from medgate_common.logging import REDACTED, configure_logging, identifier_registry
 from medgate_common.synth import SynthStudy
@@ -25,7 +26,13 @@ def lines(stream: io.StringIO) -> list[dict[str, object]]:
 
 def test_phi_keys_in_extra_fields_are_redacted(log_stream: io.StringIO) -> None:
     logging.getLogger("t").info(
-        "stored", extra={"PatientName": "DOE^JANE", "patient_id": "12345", "sop_uid": "1.2.3", "nested": {"AccessionNumber": "A9"}}
+        "stored",
+        extra={
+            "PatientName": "DOE^JANE",
+            "patient_id": "12345",
+            "sop_uid": "1.2.3",
+            "nested": {"AccessionNumber": "A9"},
+        },
     )
     (record,) = lines(log_stream)
     assert record["PatientName"] == REDACTED
@@ -36,8 +43,10 @@ def test_phi_keys_in_extra_fields_are_redacted(log_stream: io.StringIO) -> None:
     assert "DOE" not in log_stream.getvalue()
 
 
-def test_identifiers_read_from_dicom_never_reach_the_log(log_stream: io.StringIO, small_ct: tuple[SynthStudy, object]) -> None:
-    study, out = small_ct
+def test_identifiers_read_from_dicom_never_reach_the_log(
+    log_stream: io.StringIO, small_ct: tuple[SynthStudy, object]
+) -> None:
+    _study, out = small_ct
     path = next((out / "dicom").glob("*.dcm"))  # type: ignore[operator]
     ds = read_dataset(path)
     name, pid = str(ds.PatientName), str(ds.PatientID)

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from onnx import TensorProto, helper
+
 from medgate_common.errors import ModelError, ModelInputError, NotFoundError
 from medgate_common.inference import ModelBackend, OnnxRuntimeBackend
-from onnx import TensorProto, helper
 
 
 @pytest.fixture(scope="module")

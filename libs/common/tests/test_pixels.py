@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from medgate_common.dicom import WINDOW_PRESETS, apply_window, rescale
 from medgate_common.dicom.pixels import to_uint8
 

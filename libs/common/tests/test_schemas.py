@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pydantic
 import pytest
+
 from medgate_common.schemas import (
     JobStatus,
     ModelInfo,

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from medgate_common.errors import ConfigError, NotFoundError, UnsafePathError
 from medgate_common.settings import MedgateSettings
 from medgate_common.storage import LocalStorage, storage_from_uri, validate_key

@@ -11,11 +11,11 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
+
+from conftest import require_tool
 from medgate_common.dicom import load_series
 from medgate_common.synth import PROFILES, SynthStudy, generate_study, write_dataset
 from medgate_common.synth.anatomy import CT_TISSUES, MR_TISSUES
-
-from conftest import require_tool
 
 
 def dicom_files(out: Path) -> list[Path]:
@@ -80,7 +80,7 @@ def test_label_maps_line_up_voxel_for_voxel(fixture: str, table: tuple, request:
     assert study.truth.lesion_count > 0
     for lesion in study.truth.lesions:
         mask = lesions == lesion.lesion_id
-        host = [t for t in table if t.name == lesion.organ][0]
+        host = next(t for t in table if t.name == lesion.organ)
         assert set(np.unique(organs[mask])) == {host.label}
         assert lesion.voxels == int(mask.sum())
         shift = float(np.median(volume.array[mask])) - float(np.median(volume.array[(organs == host.label) & ~mask]))
@@ -96,7 +96,9 @@ def test_study_json_matches_the_label_maps(small_ct: tuple[SynthStudy, Path]) ->
     assert truth["lesion_count"] == len(truth["lesions"]) == int(lesions.max())
     voxel_ml = float(np.prod(study.grid.spacing)) / 1000
     volume = load_series(dicom_files(out))
-    numbers = {uid: pydicom.dcmread(p).InstanceNumber for p in dicom_files(out) for uid in [pydicom.dcmread(p).SOPInstanceUID]}
+    numbers = {
+        uid: pydicom.dcmread(p).InstanceNumber for p in dicom_files(out) for uid in [pydicom.dcmread(p).SOPInstanceUID]
+    }
     for lesion in truth["lesions"]:
         idx = np.argwhere(lesions == lesion["lesion_id"])
         assert lesion["volume_ml"] == pytest.approx(len(idx) * voxel_ml, abs=1e-3)

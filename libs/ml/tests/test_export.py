@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from medgate_common.errors import ModelError
 from medgate_common.inference import ModelBackend, OnnxRuntimeBackend
 from medgate_ml.export import export_onnx

@@ -1,0 +1,21 @@
+"""The package installs, imports, and its version matches its distribution metadata."""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import version
+
+import medgate_iqa
+
+
+def test_installed_and_importable() -> None:
+    assert medgate_iqa.__version__ == version("medgate-iqa")
+    assert medgate_iqa.__doc__
+
+
+def test_serving_package_does_not_pull_in_torch() -> None:
+    # import-linter checks the static graph; this checks what importing really loads.
+    import subprocess
+
+    code = "import sys, medgate_iqa; sys.exit(1 if 'torch' in sys.modules else 0)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

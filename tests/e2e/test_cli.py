@@ -1,0 +1,79 @@
+"""The installed ``medgate`` command, run as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def medgate(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("medgate")
+    assert exe, "medgate is not on PATH; run scripts/setup.sh"
+    return subprocess.run([exe, *args], capture_output=True, text=True, check=False, env=env, timeout=300)
+
+
+def test_help_lists_commands_from_every_package_entry_point() -> None:
+    proc = medgate("--help")
+    assert proc.returncode == 0
+    for command in ("synth", "samples", "demo", "version"):
+        assert command in proc.stdout
+    versions = medgate("version").stdout
+    for dist in (
+        "medgate-common",
+        "medgate-ml",
+        "medgate-gateway",
+        "medgate-iqa",
+        "medgate-seg",
+        "medgate-vlm",
+        "medgate-fl",
+        "medgate-ui",
+    ):
+        assert f"{dist} 0.1.0" in versions
+
+
+def test_synth_writes_the_manifest_and_is_deterministic(tmp_path: Path) -> None:
+    args = ["--studies", "2", "--modality", "MR", "--seed", "9", "--slices", "8", "--matrix", "64", "--json"]
+    first = medgate("synth", "--out", str(tmp_path / "a"), *args)
+    assert first.returncode == 0, first.stderr
+    manifest = json.loads(first.stdout)
+    assert [s["dir"] for s in manifest["studies"]] == ["study-0000", "study-0001"]
+    assert all(s["files"] == 8 for s in manifest["studies"])
+    assert medgate("synth", "--out", str(tmp_path / "b"), *args).returncode == 0
+    files_a = sorted((tmp_path / "a").rglob("*.dcm"))
+    assert len(files_a) == 16
+    for fa in files_a:
+        assert fa.read_bytes() == (tmp_path / "b" / fa.relative_to(tmp_path / "a")).read_bytes()
+
+
+def test_synth_rejects_bad_options_clearly(tmp_path: Path) -> None:
+    proc = medgate("synth", "--out", str(tmp_path), "--modality", "PET")
+    assert proc.returncode == 2
+    assert "--modality" in proc.stderr and "CT, MR" in proc.stderr
+    proc = medgate("synth", "--out", str(tmp_path), "--profile", "nowhere")
+    assert proc.returncode == 2 and "site-a" in proc.stderr
+
+
+def test_demo_generates_a_study_and_reports_it(tmp_path: Path) -> None:
+    env = {**os.environ, "MEDGATE_HOME": str(tmp_path / "home")}
+    proc = medgate("demo", env=env)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "home" / "demo" / "study-0000"
+    truth = json.loads((out / "study.json").read_text())
+    assert truth["study_instance_uid"] in proc.stdout
+    assert f"{truth['lesion_count']} lesion(s)" in proc.stdout
+    assert len(list((out / "dicom").glob("*.dcm"))) == 64
+    assert (out / "labels" / "organs.nii.gz").is_file()
+
+
+def test_samples_lists_installed_real_data() -> None:
+    proc = medgate("samples")
+    assert proc.returncode == 0
+    assert "MISSING" not in proc.stdout, proc.stdout
+    assert "/usr/share/mricron/templates/ch2.nii.gz" in proc.stdout
