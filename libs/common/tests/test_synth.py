@@ -96,9 +96,8 @@ def test_study_json_matches_the_label_maps(small_ct: tuple[SynthStudy, Path]) ->
     assert truth["lesion_count"] == len(truth["lesions"]) == int(lesions.max())
     voxel_ml = float(np.prod(study.grid.spacing)) / 1000
     volume = load_series(dicom_files(out))
-    numbers = {
-        uid: pydicom.dcmread(p).InstanceNumber for p in dicom_files(out) for uid in [pydicom.dcmread(p).SOPInstanceUID]
-    }
+    headers = [pydicom.dcmread(p, stop_before_pixels=True) for p in dicom_files(out)]
+    numbers = {ds.SOPInstanceUID: ds.InstanceNumber for ds in headers}
     for lesion in truth["lesions"]:
         idx = np.argwhere(lesions == lesion["lesion_id"])
         assert lesion["volume_ml"] == pytest.approx(len(idx) * voxel_ml, abs=1e-3)

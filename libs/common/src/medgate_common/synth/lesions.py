@@ -59,10 +59,13 @@ def place_lesions(
     by_name = {t.name: t for t in tissues}
     spacing = np.asarray(grid.spacing, dtype=np.float64)
     roughness = smooth_field(rng, grid.shape, (max(2, grid.shape[0] // 6), 32, 32))
+    interiors: dict[int, npt.NDArray[np.bool_]] = {}
     for lesion_id in range(1, count + 1):
         host = by_name[LESION_HOSTS[modality][int(rng.integers(len(LESION_HOSTS[modality])))]]
         # Keep lesions off the organ boundary so that the label stays inside the host.
-        inside = ndimage.binary_erosion(organs == host.label, iterations=2) & (instances == 0)
+        if host.label not in interiors:
+            interiors[host.label] = ndimage.binary_erosion(organs == host.label, iterations=2)
+        inside = interiors[host.label] & (instances == 0)
         candidates = np.argwhere(inside)
         if candidates.size == 0:
             continue
