@@ -46,4 +46,7 @@ def demo(
 
 
 def register(app: typer.Typer) -> None:
+    from medgate_gateway.commands import gateway_app
+
     app.command("demo")(demo)
+    app.add_typer(gateway_app, name="gateway")

@@ -1,0 +1,1 @@
+"""``medgate bench ingest``: MedGate against Orthanc on the same machine, same data."""

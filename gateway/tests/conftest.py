@@ -1,0 +1,137 @@
+"""Gateway fixtures: every database test runs twice, on SQLite and on the PostgreSQL server.
+
+PostgreSQL is the server on 127.0.0.1:5432 (trust auth); each test session creates its own
+throw-away database there and drops it at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+
+from medgate_gateway.auth.users import create_api_key, create_user
+from medgate_gateway.context import GatewayContext
+from medgate_gateway.main import create_app
+from medgate_gateway.settings import GatewaySettings
+
+PG_ADMIN = os.environ.get("MEDGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session."""
+    name = f"medgate_test_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'gateway.db'}"
+        return
+    server = request.getfixturevalue("pg_server_url")
+    # one schema-free database per test: create from the session database's server
+    name = f"mg_{secrets.token_hex(5)}"
+    admin = server.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"{server.rsplit('/', 1)[0]}/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> GatewaySettings:
+    return GatewaySettings(
+        home=tmp_path / "home",
+        database_url=database_url,
+        dicom_host="127.0.0.1",
+        dicom_port=0,
+        stable_seconds=60,
+        token_secret="test-secret-" + "x" * 32,
+    )
+
+
+@pytest.fixture
+def context(settings: GatewaySettings) -> Iterator[GatewayContext]:
+    ctx = GatewayContext.build(settings)
+    yield ctx
+    ctx.close()
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Bearer headers for one user of each role."""
+
+    admin: dict[str, str]
+    radiologist: dict[str, str]
+    technologist: dict[str, str]
+    service: dict[str, str]
+    site: dict[str, str]
+    service_key: str
+
+
+def _login(client: httpx.Client, username: str) -> dict[str, str]:
+    resp = client.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
+    resp.raise_for_status()
+    return {"Authorization": f"Bearer {resp.json()['access_token']}"}
+
+
+@pytest.fixture
+def credentials(context: GatewayContext, live_server: str) -> Credentials:
+    for name, role in (("admin", "admin"), ("rad", "radiologist"), ("tech", "technologist")):
+        create_user(context.db, name, role, PASSWORD)
+    create_user(context.db, "router", "service")
+    create_user(context.db, "site-a", "site")
+    service_key = create_api_key(context.db, "router")
+    site_key = create_api_key(context.db, "site-a")
+    with httpx.Client(base_url=live_server) as client:
+        return Credentials(
+            admin=_login(client, "admin"),
+            radiologist=_login(client, "rad"),
+            technologist=_login(client, "tech"),
+            service={"Authorization": f"Bearer {service_key}"},
+            site={"Authorization": f"Bearer {site_key}"},
+            service_key=service_key,
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def live_server(context: GatewayContext) -> Iterator[str]:
+    """The gateway app served by uvicorn on a free loopback port, in a thread."""
+    port = free_port()
+    app = create_app(context=context, with_sweeper=False)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
