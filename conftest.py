@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 from medgate_common.synth import SynthStudy, generate_study, write_dataset
+
+# Helper modules shared by one package's tests (named <package>_fixtures.py). Appended, not
+# prepended, so that ``from conftest import ...`` still finds this file.
+for _helpers in ("gateway/tests",):
+    sys.path.append(str(Path(__file__).parent / _helpers))
 
 
 @pytest.fixture(scope="session")

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 import uvicorn
+from gateway_fixtures import PASSWORD, Credentials, free_port
 
 from medgate_gateway.auth.users import create_api_key, create_user
 from medgate_gateway.context import GatewayContext
@@ -26,7 +25,6 @@ from medgate_gateway.main import create_app
 from medgate_gateway.settings import GatewaySettings
 
 PG_ADMIN = os.environ.get("MEDGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(scope="session")
@@ -76,18 +74,6 @@ def context(settings: GatewaySettings) -> Iterator[GatewayContext]:
     ctx.close()
 
 
-@dataclass(frozen=True)
-class Credentials:
-    """Bearer headers for one user of each role."""
-
-    admin: dict[str, str]
-    radiologist: dict[str, str]
-    technologist: dict[str, str]
-    service: dict[str, str]
-    site: dict[str, str]
-    service_key: str
-
-
 def _login(client: httpx.Client, username: str) -> dict[str, str]:
     resp = client.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
     resp.raise_for_status()
@@ -111,12 +97,6 @@ def credentials(context: GatewayContext, live_server: str) -> Credentials:
             site={"Authorization": f"Bearer {site_key}"},
             service_key=service_key,
         )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ class GatewaySettings(MedgateSettings):
     )
     # DICOM listener
     ae_title: str = "MEDGATE"
-    dicom_host: str = "0.0.0.0"
+    dicom_host: str = "0.0.0.0"  # noqa: S104 - a DICOM node listens for the modalities on the network
     dicom_port: int = 11112
     allowed_aes: list[str] = Field(
         default_factory=list,
@@ -30,6 +30,7 @@ class GatewaySettings(MedgateSettings):
     # HTTP
     http_host: str = "127.0.0.1"
     http_port: int = 8042
+    public_url: str = Field(default="", description="Base URL clients use (RetrieveURL); empty: from the request")
     max_upload_bytes: int = Field(default=2 << 30, description="Largest STOW request body")
     max_instance_bytes: int = Field(default=1 << 30, description="Largest single DICOM instance")
     # study completeness
@@ -39,7 +40,7 @@ class GatewaySettings(MedgateSettings):
     # auth
     token_secret: str = Field(default="", description="HMAC key for access tokens; empty: per-home secret file")
     token_ttl_seconds: int = 1800
-    token_issuer: str = "medgate"
+    token_issuer: str = "medgate"  # noqa: S105 - the JWT issuer name
 
     @field_validator("ae_title")
     @classmethod

@@ -11,7 +11,15 @@ from medgate_gateway.context import GatewayContext
 from medgate_gateway.db.repository import add_audit
 
 
-def _write(context: GatewayContext, principal: Principal, action: str, rtype: str, uid: str, outcome: str, detail: dict[str, Any]) -> None:
+def _write(
+    context: GatewayContext,
+    principal: Principal,
+    action: str,
+    rtype: str,
+    uid: str,
+    outcome: str,
+    detail: dict[str, Any],
+) -> None:
     with context.db.write() as session:
         add_audit(
             session,

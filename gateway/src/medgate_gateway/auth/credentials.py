@@ -52,7 +52,14 @@ class Principal:
 
 def issue_token(username: str, role: str, *, secret: str, ttl_seconds: int, issuer: str) -> tuple[str, int]:
     now = int(time.time())
-    claims = {"sub": username, "role": role, "iat": now, "exp": now + ttl_seconds, "iss": issuer, "jti": secrets.token_hex(8)}
+    claims = {
+        "sub": username,
+        "role": role,
+        "iat": now,
+        "exp": now + ttl_seconds,
+        "iss": issuer,
+        "jti": secrets.token_hex(8),
+    }
     return jwt.encode(claims, secret, algorithm="HS256"), ttl_seconds
 
 

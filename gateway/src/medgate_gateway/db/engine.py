@@ -50,14 +50,16 @@ class Database:
     def write(self) -> Iterator[Session]:
         """A transaction that commits on success and rolls back on any exception."""
         conn_opts = {"medgate_write": True} if self.dialect == "sqlite" else {}
-        with self.engine.connect().execution_options(**conn_opts) as conn:
-            with Session(bind=conn, expire_on_commit=False) as session:
-                try:
-                    yield session
-                    session.commit()
-                except Exception:
-                    session.rollback()
-                    raise
+        with (
+            self.engine.connect().execution_options(**conn_opts) as conn,
+            Session(bind=conn, expire_on_commit=False) as session,
+        ):
+            try:
+                yield session
+                session.commit()
+            except Exception:
+                session.rollback()
+                raise
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -50,7 +50,9 @@ def _guess_uids(data: bytes) -> tuple[str, str]:
         return "", ""
 
 
-async def _stow(request: Request, context: ContextDep, principal: Any, study: str | None, complete: bool) -> JSONResponse:
+async def _stow(
+    request: Request, context: ContextDep, principal: Any, study: str | None, complete: bool
+) -> JSONResponse:
     settings = context.settings
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > settings.max_upload_bytes:
@@ -58,20 +60,25 @@ async def _stow(request: Request, context: ContextDep, principal: Any, study: st
         raise PayloadTooLargeError("request body is larger than the upload limit", limit=settings.max_upload_bytes)
     media = parse_media_type(request.headers.get("content-type", ""))
     if media.type != "multipart/related":
-        raise UnsupportedMediaTypeError("STOW-RS expects multipart/related; type=\"application/dicom\"")
+        raise UnsupportedMediaTypeError('STOW-RS expects multipart/related; type="application/dicom"')
     part_type = media.params.get("type", "application/dicom").lower()
     if part_type != "application/dicom":
-        raise UnsupportedMediaTypeError(f"STOW-RS parts of type {part_type!r} are not supported; send application/dicom")
+        raise UnsupportedMediaTypeError(
+            f"STOW-RS parts of type {part_type!r} are not supported; send application/dicom"
+        )
     if study is not None and not valid_uid(study):
         raise InputError("study UID in the path is not a valid UID")
     boundary = media.params.get("boundary", "")
     source = Source(transport="stow", actor=principal.username, role=principal.role, client=principal.client)
-    base = str(request.base_url).rstrip("/") + "/dicomweb"
+    base = (settings.public_url or str(request.base_url)).rstrip("/") + "/dicomweb"
     stored: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     studies: set[str] = set()
     async for part in read_parts(
-        request.stream(), boundary, max_part_bytes=settings.max_instance_bytes, max_total_bytes=settings.max_upload_bytes
+        request.stream(),
+        boundary,
+        max_part_bytes=settings.max_instance_bytes,
+        max_total_bytes=settings.max_upload_bytes,
     ):
         if part.content_type not in ("", "application/dicom"):
             failed.append(_seq_item("", "", **{"00081197": {"vr": "US", "Value": [0xC000]}}))
@@ -85,11 +92,17 @@ async def _stow(request: Request, context: ContextDep, principal: Any, study: st
         inst = result.instance
         if study is not None and inst.study_uid != study:
             # stored (it is a valid instance) but not where the client said: report it
-            failed.append(_seq_item(inst.sop_class_uid, inst.sop_instance_uid, **{"00081197": {"vr": "US", "Value": [DATASET_MISMATCH]}}))
+            failed.append(
+                _seq_item(
+                    inst.sop_class_uid, inst.sop_instance_uid, **{"00081197": {"vr": "US", "Value": [DATASET_MISMATCH]}}
+                )
+            )
             continue
         studies.add(inst.study_uid)
         url = f"{base}/studies/{inst.study_uid}/series/{inst.series_uid}/instances/{inst.sop_instance_uid}"
-        stored.append(_seq_item(inst.sop_class_uid, inst.sop_instance_uid, **{"00081190": {"vr": "UR", "Value": [url]}}))
+        stored.append(
+            _seq_item(inst.sop_class_uid, inst.sop_instance_uid, **{"00081190": {"vr": "UR", "Value": [url]}})
+        )
     body: dict[str, Any] = {}
     if study is not None or len(studies) == 1:
         target = study or next(iter(studies))

@@ -20,7 +20,7 @@ from medgate_common.storage import LocalStorage
 from medgate_gateway import metrics
 from medgate_gateway.db.engine import Database
 from medgate_gateway.db.orm import utcnow
-from medgate_gateway.db.repository import AlreadyIndexed, add_audit, find_instance, index_instance
+from medgate_gateway.db.repository import AlreadyIndexedError, HierarchyCache, add_audit, find_instance, index_instance
 from medgate_gateway.ingest.parse import ParsedInstance, SopMismatchError, parse_part10
 from medgate_gateway.settings import GatewaySettings
 
@@ -49,7 +49,6 @@ class IngestResult:
     instance: ParsedInstance
     storage_uri: str
     size_bytes: int
-    reopened: bool = False
 
 
 def instance_key(parsed: ParsedInstance, content_sha256: str) -> str:
@@ -62,6 +61,7 @@ class Ingestor:
         self.db = db
         self.storage = storage
         self.settings = settings
+        self.cache = HierarchyCache()
 
     def ingest(self, data: bytes, source: Source, *, expect: tuple[str, str] | None = None) -> IngestResult:
         """Validate, store and index one DICOM Part 10 object; idempotent per SOP Instance UID.
@@ -84,21 +84,22 @@ class Ingestor:
 
     def _ingest(self, data: bytes, source: Source, expect: tuple[str, str] | None) -> IngestResult:
         if len(data) > self.settings.max_instance_bytes:
-            raise PayloadTooLargeError("instance is larger than the configured limit", limit=self.settings.max_instance_bytes)
+            raise PayloadTooLargeError(
+                "instance is larger than the configured limit", limit=self.settings.max_instance_bytes
+            )
         parsed = parse_part10(data)
         if expect is not None and expect != (parsed.sop_class_uid, parsed.sop_instance_uid):
             raise SopMismatchError("the data set is not the instance the command announced")
         digest = hashlib.sha256(memoryview(data)[parsed.body_offset :]).hexdigest()
-        with self.db.read() as session:
-            existing = find_instance(session, parsed.sop_instance_uid)
-        if existing is not None:
-            return self._resolve_existing(parsed, digest, existing.content_sha256, existing.storage_uri, source, len(data))
+        # Written before the index row exists; a duplicate lands on its own key (same
+        # content, same bytes) and a conflicting object on another key, so nothing indexed
+        # is ever overwritten.
         uri = self.storage.put_bytes(instance_key(parsed, digest), data)
         now = utcnow()
         due = now + dt.timedelta(seconds=self.settings.stable_seconds_for(source.calling_ae or None))
         try:
             with self.db.write() as session:
-                reopened = index_instance(
+                study_pk, series_pk = index_instance(
                     session,
                     parsed,
                     storage_uri=uri,
@@ -108,6 +109,7 @@ class Ingestor:
                     now=now,
                     ready_due=due,
                     calling_ae=source.calling_ae,
+                    cache=self.cache,
                 )
                 add_audit(
                     session,
@@ -119,7 +121,7 @@ class Ingestor:
                     client=source.client,
                     detail={"study": parsed.study_uid, "transport": source.transport},
                 )
-        except AlreadyIndexed:
+        except AlreadyIndexedError:
             # lost a race with a concurrent sender of the same UID
             with self.db.read() as session:
                 existing = find_instance(session, parsed.sop_instance_uid)
@@ -127,13 +129,14 @@ class Ingestor:
                 raise StorageError("instance index changed while storing; retry") from None
             if existing.storage_uri != uri:
                 self._discard(uri)
-            return self._resolve_existing(parsed, digest, existing.content_sha256, existing.storage_uri, source, len(data))
+            return self._resolve_existing(
+                parsed, digest, existing.content_sha256, existing.storage_uri, source, len(data)
+            )
         except Exception:
             self._discard(uri)
             raise
-        if reopened:
-            log.info("late instance re-opened a ready study", extra={"study_uid": parsed.study_uid})
-        return IngestResult(Outcome.STORED, parsed, uri, len(data), reopened)
+        self.cache.put(parsed.series_uid, study_pk, series_pk)
+        return IngestResult(Outcome.STORED, parsed, uri, len(data))
 
     def _resolve_existing(
         self, parsed: ParsedInstance, digest: str, existing_digest: str, uri: str, source: Source, size: int

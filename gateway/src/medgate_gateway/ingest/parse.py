@@ -13,10 +13,10 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-import pydicom
-from pydicom.dataset import Dataset
+from pydicom.charset import convert_encodings, decode_bytes
 from pydicom.errors import InvalidDicomError as PydicomInvalidDicomError
 from pydicom.filereader import _read_file_meta_info, read_preamble
+from pydicom.valuerep import PN_DELIMS, TEXT_VR_DELIMS
 
 from medgate_common.dicom.wire import check_complete
 from medgate_common.errors import InvalidDicomError, MissingTagError, UnsupportedTransferSyntaxError
@@ -44,12 +44,14 @@ SUPPORTED_TRANSFER_SYNTAXES: dict[str, str] = {
     "1.2.840.10008.1.2.5": "RLE Lossless",
 }
 
+
 class SopMismatchError(InvalidDicomError):
     """The data set is not the instance the C-STORE command announced."""
 
     code = "sop_mismatch"
 
 
+_U16 = struct.Struct("<H")
 _UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 
 
@@ -96,25 +98,71 @@ class ParsedInstance:
     number_of_frames: int = 1
 
 
-def _text(ds: Dataset, keyword: str, limit: int) -> str:
-    value = ds.get(keyword)
-    if value is None:
-        return ""
-    if isinstance(value, pydicom.multival.MultiValue):
-        return "\\".join(str(v) for v in value)[:limit]
-    return str(value).strip()[:limit]
+# (tag, VR) of every attribute the index reads, all top-level.
+_WANTED: dict[str, tuple[int, str]] = {
+    "SpecificCharacterSet": (0x00080005, "CS"),
+    "SOPClassUID": (0x00080016, "UI"),
+    "SOPInstanceUID": (0x00080018, "UI"),
+    "StudyDate": (0x00080020, "DA"),
+    "StudyTime": (0x00080030, "TM"),
+    "AccessionNumber": (0x00080050, "SH"),
+    "Modality": (0x00080060, "CS"),
+    "ReferringPhysicianName": (0x00080090, "PN"),
+    "StudyDescription": (0x00081030, "LO"),
+    "SeriesDescription": (0x0008103E, "LO"),
+    "PatientName": (0x00100010, "PN"),
+    "PatientID": (0x00100020, "LO"),
+    "IssuerOfPatientID": (0x00100021, "LO"),
+    "PatientBirthDate": (0x00100030, "DA"),
+    "PatientSex": (0x00100040, "CS"),
+    "BodyPartExamined": (0x00180015, "CS"),
+    "StudyInstanceUID": (0x0020000D, "UI"),
+    "SeriesInstanceUID": (0x0020000E, "UI"),
+    "StudyID": (0x00200010, "SH"),
+    "SeriesNumber": (0x00200011, "IS"),
+    "InstanceNumber": (0x00200013, "IS"),
+    "NumberOfFrames": (0x00280008, "IS"),
+    "Rows": (0x00280010, "US"),
+    "Columns": (0x00280011, "US"),
+}
+_COLLECT = frozenset(tag for tag, _vr in _WANTED.values())
+_CHARSET_VRS = {"SH", "LO", "PN", "ST", "LT", "UT", "UC"}
 
 
-def _int(ds: Dataset, keyword: str) -> int | None:
-    value = ds.get(keyword)
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
+class _Values:
+    """Decode the raw values collected by the structural walk, as the VR says."""
+
+    def __init__(self, raw: dict[int, bytes]) -> None:
+        self.raw = raw
+        charset = raw.get(0x00080005, b"").decode("ascii", "replace").strip(" \x00")
+        self.encodings = convert_encodings([c.strip() for c in charset.split("\\")] if charset else None)
+
+    def text(self, keyword: str, limit: int) -> str:
+        tag, vr = _WANTED[keyword]
+        value = self.raw.get(tag)
+        if not value:
+            return ""
+        if vr in _CHARSET_VRS:
+            decoded = decode_bytes(value, self.encodings, PN_DELIMS if vr == "PN" else TEXT_VR_DELIMS)
+        else:
+            decoded = value.decode("ascii", "replace")
+        return decoded.strip(" \x00")[:limit]
+
+    def number(self, keyword: str) -> int | None:
+        tag, vr = _WANTED[keyword]
+        value = self.raw.get(tag)
+        if not value:
+            return None
+        if vr == "US":
+            return int(_U16.unpack_from(value)[0]) if len(value) >= 2 else None
+        try:
+            return int(value.decode("ascii").strip(" \x00").split("\\")[0])
+        except ValueError:
+            return None
 
 
 def parse_part10(data: bytes) -> ParsedInstance:
-    """Parse and validate a DICOM Part 10 file held in memory."""
+    """Parse and validate a DICOM Part 10 file held in memory, in one pass over its bytes."""
     if len(data) < 132 or data[128:132] != b"DICM":
         raise InvalidDicomError("not a DICOM Part 10 file (no DICM prefix)")
     fp = io.BytesIO(data)
@@ -124,7 +172,7 @@ def parse_part10(data: bytes) -> ParsedInstance:
     except (PydicomInvalidDicomError, EOFError, ValueError, KeyError, struct.error) as exc:
         raise InvalidDicomError("unreadable DICOM file meta information") from exc
     body_offset = fp.tell()
-    ts = str(meta.get("TransferSyntaxUID", "")).strip()
+    ts = str(meta.get("TransferSyntaxUID", "")).strip(" \x00")
     if not ts:
         raise MissingTagError("file meta has no TransferSyntaxUID", tag="(0002,0010)")
     if ts not in SUPPORTED_TRANSFER_SYNTAXES:
@@ -133,24 +181,21 @@ def parse_part10(data: bytes) -> ParsedInstance:
             transfer_syntax=ts if valid_uid(ts) else "(invalid UID)",
             supported=sorted(SUPPORTED_TRANSFER_SYNTAXES),
         )
-    body = memoryview(data)[body_offset:]
+    body: bytes | memoryview = memoryview(data)[body_offset:]
     if ts == DEFLATED_LE:
         try:
-            inflated = zlib.decompress(body, -zlib.MAX_WBITS)
+            body = zlib.decompress(body, -zlib.MAX_WBITS)
         except zlib.error as exc:
             raise InvalidDicomError("deflated data set does not inflate") from exc
-        check_complete(inflated, implicit_vr=False)
-    else:
-        check_complete(body, implicit_vr=ts == IMPLICIT_LE)
+    raw = check_complete(body, implicit_vr=ts == IMPLICIT_LE, collect=_COLLECT)
     try:
-        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
-    except Exception as exc:  # pydicom raises many types for bad input
-        raise InvalidDicomError(f"unreadable DICOM data set: {type(exc).__name__}") from exc
-    return describe(ds, ts, body_offset)
+        return describe(_Values(raw), ts, body_offset)
+    except (LookupError, UnicodeError) as exc:
+        raise InvalidDicomError(f"DICOM attribute cannot be decoded: {type(exc).__name__}") from exc
 
 
-def describe(ds: Dataset, ts: str, body_offset: int) -> ParsedInstance:
-    """Extract and check the attributes the index needs from a parsed data set."""
+def describe(values: _Values, ts: str, body_offset: int) -> ParsedInstance:
+    """Check the identifying UIDs and build the index record."""
     uids: dict[str, str] = {}
     for keyword, tag in (
         ("SOPClassUID", "(0008,0016)"),
@@ -158,41 +203,34 @@ def describe(ds: Dataset, ts: str, body_offset: int) -> ParsedInstance:
         ("StudyInstanceUID", "(0020,000D)"),
         ("SeriesInstanceUID", "(0020,000E)"),
     ):
-        try:
-            raw = ds.get(keyword)
-        except Exception as exc:
-            raise InvalidDicomError(f"{keyword} cannot be decoded") from exc
-        value = str(raw).strip().rstrip("\x00") if raw is not None else ""
+        value = values.text(keyword, 200)
         if not value:
             raise MissingTagError(f"{keyword} is missing", tag=tag)
         uids[keyword] = require_uid(value, keyword)
-    try:
-        return ParsedInstance(
-            sop_class_uid=uids["SOPClassUID"],
-            sop_instance_uid=uids["SOPInstanceUID"],
-            study_uid=uids["StudyInstanceUID"],
-            series_uid=uids["SeriesInstanceUID"],
-            transfer_syntax_uid=ts,
-            body_offset=body_offset,
-            patient_id=_text(ds, "PatientID", 64),
-            issuer=_text(ds, "IssuerOfPatientID", 64),
-            patient_name=_text(ds, "PatientName", 324),
-            birth_date=_text(ds, "PatientBirthDate", 8),
-            sex=_text(ds, "PatientSex", 16),
-            study_date=_text(ds, "StudyDate", 8),
-            study_time=_text(ds, "StudyTime", 16),
-            accession_number=_text(ds, "AccessionNumber", 64),
-            study_id=_text(ds, "StudyID", 16),
-            study_description=_text(ds, "StudyDescription", 64),
-            referring_physician=_text(ds, "ReferringPhysicianName", 324),
-            modality=_text(ds, "Modality", 16),
-            series_number=_int(ds, "SeriesNumber"),
-            series_description=_text(ds, "SeriesDescription", 64),
-            body_part=_text(ds, "BodyPartExamined", 16),
-            instance_number=_int(ds, "InstanceNumber"),
-            rows=_int(ds, "Rows"),
-            columns=_int(ds, "Columns"),
-            number_of_frames=_int(ds, "NumberOfFrames") or 1,
-        )
-    except (ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise InvalidDicomError(f"DICOM attribute cannot be decoded: {type(exc).__name__}") from exc
+    return ParsedInstance(
+        sop_class_uid=uids["SOPClassUID"],
+        sop_instance_uid=uids["SOPInstanceUID"],
+        study_uid=uids["StudyInstanceUID"],
+        series_uid=uids["SeriesInstanceUID"],
+        transfer_syntax_uid=ts,
+        body_offset=body_offset,
+        patient_id=values.text("PatientID", 64),
+        issuer=values.text("IssuerOfPatientID", 64),
+        patient_name=values.text("PatientName", 324),
+        birth_date=values.text("PatientBirthDate", 8),
+        sex=values.text("PatientSex", 16),
+        study_date=values.text("StudyDate", 8),
+        study_time=values.text("StudyTime", 16),
+        accession_number=values.text("AccessionNumber", 64),
+        study_id=values.text("StudyID", 16),
+        study_description=values.text("StudyDescription", 64),
+        referring_physician=values.text("ReferringPhysicianName", 324),
+        modality=values.text("Modality", 16),
+        series_number=values.number("SeriesNumber"),
+        series_description=values.text("SeriesDescription", 64),
+        body_part=values.text("BodyPartExamined", 16),
+        instance_number=values.number("InstanceNumber"),
+        rows=values.number("Rows"),
+        columns=values.number("Columns"),
+        number_of_frames=values.number("NumberOfFrames") or 1,
+    )

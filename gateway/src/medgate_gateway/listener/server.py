@@ -17,9 +17,9 @@ from pynetdicom.presentation import AllStoragePresentationContexts
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from medgate_gateway.db.repository import add_audit
+from medgate_gateway.dimse_status import SUCCESS, status_for
 from medgate_gateway.ingest.ingestor import Ingestor, Source
 from medgate_gateway.ingest.parse import SUPPORTED_TRANSFER_SYNTAXES
-from medgate_gateway.dimse_status import SUCCESS, status_for
 from medgate_gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class DicomListener:
 
     def start(self) -> None:
         """Listen in background threads; returns once the socket is bound."""
-        handlers = [
+        handlers: list[Any] = [
             (evt.EVT_CONN_OPEN, self._on_connect),
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_C_ECHO, self._on_echo),
@@ -86,7 +86,8 @@ class DicomListener:
     def _on_connect(self, event: evt.Event) -> None:
         try:
             sock = event.assoc.dul.socket.socket  # type: ignore[union-attr]
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if sock is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except (AttributeError, OSError):  # pragma: no cover - socket already gone
             log.debug("could not set TCP_NODELAY")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -23,12 +23,21 @@ def default_home() -> Path:
 class MedgateSettings(BaseSettings):
     """Settings every MedGate process understands (environment prefix ``MEDGATE_``)."""
 
-    model_config = SettingsConfigDict(env_prefix="MEDGATE_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="MEDGATE_", extra="ignore", frozen=True, populate_by_name=True)
 
-    home: Path = Field(default_factory=default_home, description="Working directory for data and state")
-    storage_uri: str = Field(default="", description="Artifact store; empty means file://<home>/storage")
-    log_level: LogLevel = "INFO"
-    log_json: bool = True
+    # Shared by every package: always read from MEDGATE_*, whatever a subclass's prefix is.
+    home: Path = Field(
+        default_factory=default_home,
+        description="Working directory for data and state",
+        validation_alias=AliasChoices("MEDGATE_HOME"),
+    )
+    storage_uri: str = Field(
+        default="",
+        description="Artifact store; empty means file://<home>/storage",
+        validation_alias=AliasChoices("MEDGATE_STORAGE_URI"),
+    )
+    log_level: LogLevel = Field(default="INFO", validation_alias=AliasChoices("MEDGATE_LOG_LEVEL"))
+    log_json: bool = Field(default=True, validation_alias=AliasChoices("MEDGATE_LOG_JSON"))
     service_name: str = "medgate"
 
     def resolved_storage_uri(self) -> str:

@@ -20,7 +20,7 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 class TokenResponse(BaseModel):
     access_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
     expires_in: int
     role: str
 
@@ -38,7 +38,11 @@ async def token(context: ContextDep, form: Annotated[OAuth2PasswordRequestForm, 
         raise AuthenticationError("service and site accounts authenticate with API keys")
     settings = context.settings
     access, ttl = issue_token(
-        user.username, user.role, secret=context.token_secret, ttl_seconds=settings.token_ttl_seconds, issuer=settings.token_issuer
+        user.username,
+        user.role,
+        secret=context.token_secret,
+        ttl_seconds=settings.token_ttl_seconds,
+        issuer=settings.token_issuer,
     )
     return TokenResponse(access_token=access, expires_in=ttl, role=user.role)
 

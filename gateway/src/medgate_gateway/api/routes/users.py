@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from fastapi import APIRouter, status
 from medgate_gateway.api.audit import audit
 from medgate_gateway.api.deps import AdminDep, ContextDep
 from medgate_gateway.auth.users import create_api_key, create_user

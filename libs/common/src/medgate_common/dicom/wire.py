@@ -28,9 +28,11 @@ _OPAQUE, _SEQUENCE, _FRAGMENTS = 0, 1, 2
 
 
 class _Walker:
-    def __init__(self, data: bytes | memoryview) -> None:
+    def __init__(self, data: bytes | memoryview, collect: frozenset[int] = frozenset()) -> None:
         self.data = memoryview(data)
         self.end = len(self.data)
+        self.collect = collect
+        self.found: dict[int, bytes] = {}
 
     def need(self, pos: int, n: int) -> None:
         if pos + n > self.end:
@@ -62,7 +64,7 @@ class _Walker:
             raise InvalidDicomError("DICOM data set has an invalid value representation", offset=pos)
         return tag, _U16.unpack_from(self.data, pos + 6)[0], _OPAQUE, pos + 8, implicit
 
-    def dataset(self, pos: int, stop: int, implicit: bool, *, in_item: bool = False) -> int:
+    def dataset(self, pos: int, stop: int, implicit: bool, *, in_item: bool = False, top: bool = False) -> int:
         """Walk elements from ``pos``; stop at ``stop`` or, in an undefined item, at its end."""
         while pos < stop:
             tag, length, kind, value, value_implicit = self.header(pos, implicit)
@@ -70,6 +72,8 @@ class _Walker:
                 return value
             if kind == _OPAQUE:
                 self.need(value, length)
+                if top and tag in self.collect:
+                    self.found[tag] = bytes(self.data[value : value + length])
                 pos = value + length
             elif kind == _SEQUENCE:
                 pos = self.sequence(value, length, value_implicit)
@@ -113,13 +117,21 @@ class _Walker:
             pos = value + length
 
 
-def check_complete(data: bytes | memoryview, *, implicit_vr: bool) -> None:
-    """Raise :class:`InvalidDicomError` unless ``data`` is a whole little-endian data set."""
-    walker = _Walker(data)
+def check_complete(
+    data: bytes | memoryview, *, implicit_vr: bool, collect: frozenset[int] = frozenset()
+) -> dict[int, bytes]:
+    """Raise :class:`InvalidDicomError` unless ``data`` is a whole little-endian data set.
+
+    Returns the raw values of the top-level elements whose tags are in ``collect``, so a
+    receiver can index an instance in the same pass that checks it.
+    """
+    walker = _Walker(data, collect)
     try:
-        walker.dataset(0, walker.end, implicit_vr)
+        walker.dataset(0, walker.end, implicit_vr, top=True)
     except InvalidDicomError as exc:
         # Some writers label an implicit-VR body as explicit; pydicom reads those, so do we.
         if implicit_vr or exc.details.get("offset") != 0:
             raise
-        walker.dataset(0, walker.end, True)
+        walker.found.clear()
+        walker.dataset(0, walker.end, True, top=True)
+    return walker.found
