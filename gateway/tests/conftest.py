@@ -13,14 +13,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 import uvicorn
 from gateway_fixtures import PASSWORD, Credentials, free_port
 
-from medgate_gateway.auth.users import create_api_key, create_user
+from medgate_gateway.auth.credentials import hash_secret, issue_token, new_api_key, split_api_key
 from medgate_gateway.context import GatewayContext
+from medgate_gateway.db.orm import ApiKey, User
 from medgate_gateway.main import create_app
 from medgate_gateway.settings import GatewaySettings
 
@@ -74,29 +74,53 @@ def context(settings: GatewaySettings) -> Iterator[GatewayContext]:
     ctx.close()
 
 
-def _login(client: httpx.Client, username: str) -> dict[str, str]:
-    resp = client.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
-    resp.raise_for_status()
-    return {"Authorization": f"Bearer {resp.json()['access_token']}"}
+@pytest.fixture(scope="session")
+def _secrets() -> dict[str, str]:
+    """argon2 hashes made once per session: hashing is slow on purpose, tests need not be."""
+    _key_id, service_key, service_hash = new_api_key()
+    _key_id2, site_key, site_hash = new_api_key()
+    return {
+        "password": hash_secret(PASSWORD),
+        "service_key": service_key,
+        "service_hash": service_hash,
+        "site_key": site_key,
+        "site_hash": site_hash,
+    }
 
 
 @pytest.fixture
-def credentials(context: GatewayContext, live_server: str) -> Credentials:
-    for name, role in (("admin", "admin"), ("rad", "radiologist"), ("tech", "technologist")):
-        create_user(context.db, name, role, PASSWORD)
-    create_user(context.db, "router", "service")
-    create_user(context.db, "site-a", "site")
-    service_key = create_api_key(context.db, "router")
-    site_key = create_api_key(context.db, "site-a")
-    with httpx.Client(base_url=live_server) as client:
-        return Credentials(
-            admin=_login(client, "admin"),
-            radiologist=_login(client, "rad"),
-            technologist=_login(client, "tech"),
-            service={"Authorization": f"Bearer {service_key}"},
-            site={"Authorization": f"Bearer {site_key}"},
-            service_key=service_key,
+def credentials(context: GatewayContext, live_server: str, _secrets: dict[str, str]) -> Credentials:
+    """One user per role. Logging in is tested in test_auth; here tokens are issued directly."""
+    users = {"admin": "admin", "rad": "radiologist", "tech": "technologist", "router": "service", "site-a": "site"}
+    with context.db.write() as session:
+        rows = {
+            name: User(
+                username=name,
+                role=role,
+                password_hash=_secrets["password"] if role in {"admin", "radiologist", "technologist"} else "",
+            )
+            for name, role in users.items()
+        }
+        session.add_all(rows.values())
+        session.flush()
+        for user, kind in (("router", "service"), ("site-a", "site")):
+            key_id, _secret = split_api_key(_secrets[f"{kind}_key"])
+            session.add(ApiKey(id=key_id, user_fk=rows[user].id, secret_hash=_secrets[f"{kind}_hash"]))
+
+    def bearer(username: str) -> dict[str, str]:
+        token, _ttl = issue_token(
+            username, users[username], secret=context.token_secret, ttl_seconds=600, issuer="medgate"
         )
+        return {"Authorization": f"Bearer {token}"}
+
+    return Credentials(
+        admin=bearer("admin"),
+        radiologist=bearer("rad"),
+        technologist=bearer("tech"),
+        service={"Authorization": f"Bearer {_secrets['service_key']}"},
+        site={"Authorization": f"Bearer {_secrets['site_key']}"},
+        service_key=_secrets["service_key"],
+    )
 
 
 @pytest.fixture

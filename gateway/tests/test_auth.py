@@ -20,7 +20,12 @@ pytestmark = pytest.mark.integration
 
 
 def test_password_login_and_me(live_server: str, credentials: Credentials) -> None:
-    me = httpx.get(live_server + "/api/v1/auth/me", headers=credentials.radiologist).json()
+    login = httpx.post(live_server + "/api/v1/auth/token", data={"username": "rad", "password": PASSWORD})
+    assert login.status_code == 200
+    body = login.json()
+    assert (body["token_type"], body["role"], body["expires_in"]) == ("bearer", "radiologist", 1800)
+    headers = {"Authorization": f"Bearer {body['access_token']}"}
+    me = httpx.get(live_server + "/api/v1/auth/me", headers=headers).json()
     assert me == {"username": "rad", "role": "radiologist", "via": "token"}
     me = httpx.get(live_server + "/api/v1/auth/me", headers=credentials.service).json()
     assert me == {"username": "router", "role": "service", "via": "api-key"}
@@ -99,6 +104,11 @@ def test_admin_routes(live_server: str, credentials: Credentials, context: Gatew
     assert [row["action"] for row in audit][:3] == ["apikey.create", "user.create", "user.create"]
     assert all(row["client"] == "127.0.0.1" for row in audit)
     assert httpx.get(live_server + "/api/v1/audit", headers=credentials.technologist).status_code == 403
+    with context.db.read() as session:
+        denied = session.execute(
+            select(AuditEvent.actor, AuditEvent.outcome, AuditEvent.detail).where(AuditEvent.action == "access.denied")
+        ).all()
+    assert [(a, o, d["permission"]) for a, o, d in denied] == [("rad", "denied", "users:manage"), ("tech", "denied", "audit:read")]
 
 
 def test_reads_of_patient_data_are_audited(live_server: str, credentials: Credentials, context: GatewayContext) -> None:

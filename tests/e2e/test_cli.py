@@ -70,6 +70,13 @@ def test_demo_generates_a_study_and_reports_it(tmp_path: Path) -> None:
     assert f"{truth['lesion_count']} lesion(s)" in proc.stdout
     assert len(list((out / "dicom").glob("*.dcm"))) == 64
     assert (out / "labels" / "organs.nii.gz").is_file()
+    # the study went through the gateway's DICOM listener and became ready
+    assert "64 accepted, 0 failed" in proc.stdout
+    assert "Study ready after 2 s of quiet (1 series, 64 instances)" in proc.stdout
+    assert len(list((tmp_path / "home" / "storage" / "dicom" / truth["study_instance_uid"]).rglob("*.dcm"))) == 64
+    again = medgate("demo", env=env)  # a second run re-sends duplicates: accepted, nothing new
+    assert again.returncode == 0, again.stderr
+    assert "already received and ready (1 series, 64 instances)" in again.stdout
 
 
 def test_samples_lists_installed_real_data() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.request
@@ -21,52 +20,16 @@ import pytest
 
 from conftest import require_tool
 from medgate_common.synth import SynthStudy
+from medgate_gateway.bench.orthanc import run_orthanc
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def orthanc(tmp_path: Path) -> Iterator[tuple[str, int]]:
-    exe = require_tool("Orthanc")
-    http_port, dicom_port = free_port(), free_port()
-    config = {
-        "Name": "medgate-test-pacs",
-        "StorageDirectory": str(tmp_path / "db"),
-        "IndexDirectory": str(tmp_path / "db"),
-        "HttpPort": http_port,
-        "DicomPort": dicom_port,
-        "DicomAet": "TESTPACS",
-        "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": False,
-        "DicomCheckCalledAet": True,
-        "Plugins": [],
-    }
-    cfg = tmp_path / "orthanc.json"
-    cfg.write_text(json.dumps(config))
-    env = {**os.environ, "TCP_NODELAY": "1"}
-    proc = subprocess.Popen(
-        [exe, f"--logdir={tmp_path}", str(cfg)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    base = f"http://127.0.0.1:{http_port}"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{base}/system", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("Orthanc did not start")
-        yield base, dicom_port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    require_tool("Orthanc")
+    with run_orthanc(tmp_path / "orthanc", ae_title="TESTPACS", extra={"DicomCheckCalledAet": True}) as peer:
+        yield peer.http_url, peer.dicom_port
 
 
 def get(url: str) -> object:

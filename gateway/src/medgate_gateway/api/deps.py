@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -10,6 +10,7 @@ from fastapi.security import OAuth2PasswordBearer
 from starlette.concurrency import run_in_threadpool
 
 from medgate_common.errors import AuthenticationError, PermissionDeniedError
+from medgate_gateway.api.audit import audit
 from medgate_gateway.auth.credentials import API_KEY_PREFIX, Principal, decode_token
 from medgate_gateway.auth.roles import Permission, allows
 from medgate_gateway.auth.users import resolve_api_key
@@ -45,11 +46,18 @@ async def current_principal(
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
-def require(permission: Permission) -> Callable[[Principal], Principal]:
-    """A dependency that admits callers whose role grants ``permission``."""
+def require(permission: Permission) -> Callable[[Request, GatewayContext, Principal], Awaitable[Principal]]:
+    """A dependency that admits callers whose role grants ``permission``; refusals are audited."""
 
-    def check(principal: PrincipalDep) -> Principal:
+    async def check(request: Request, context: ContextDep, principal: PrincipalDep) -> Principal:
         if not allows(principal.role, permission):
+            await audit(
+                context,
+                principal,
+                "access.denied",
+                outcome="denied",
+                detail={"permission": permission.value, "method": request.method, "path": request.url.path},
+            )
             raise PermissionDeniedError(f"role {principal.role!r} may not {permission.value}")
         return principal
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from medgate_gateway.dicomweb import stow
+from medgate_gateway.dicomweb import qido, stow, wado
 
 router = APIRouter(prefix="/dicomweb")
 router.include_router(stow.router)
+router.include_router(qido.router)
+router.include_router(wado.router)
