@@ -108,7 +108,10 @@ def test_admin_routes(live_server: str, credentials: Credentials, context: Gatew
         denied = session.execute(
             select(AuditEvent.actor, AuditEvent.outcome, AuditEvent.detail).where(AuditEvent.action == "access.denied")
         ).all()
-    assert [(a, o, d["permission"]) for a, o, d in denied] == [("rad", "denied", "users:manage"), ("tech", "denied", "audit:read")]
+    assert [(a, o, d["permission"]) for a, o, d in denied] == [
+        ("rad", "denied", "users:manage"),
+        ("tech", "denied", "audit:read"),
+    ]
 
 
 def test_reads_of_patient_data_are_audited(live_server: str, credentials: Credentials, context: GatewayContext) -> None:

@@ -97,6 +97,15 @@ def test_storescu_sends_a_series(
         actors = set(session.scalars(select(AuditEvent.actor)))
     assert study.last_calling_ae == "CT1" and study.num_instances == len(files)
     assert actors == {"ae:CT1"}
+    # the stored files are the sent data sets under a file header that names the sender
+    with context.db.read() as session:
+        uri = session.scalars(select(Instance.storage_uri).where(Instance.instance_number == 1)).one()
+    stored = pydicom.dcmread(context.storage.path_for(uri))
+    sent = pydicom.dcmread(files[0])
+    assert stored.file_meta.SourceApplicationEntityTitle == "CT1"
+    assert stored.file_meta.MediaStorageSOPInstanceUID == sent.SOPInstanceUID
+    assert stored.file_meta.TransferSyntaxUID == sent.file_meta.TransferSyntaxUID
+    assert stored.PixelData == sent.PixelData and stored.PatientName == sent.PatientName
 
 
 def test_every_supported_transfer_syntax_over_dimse(listener: DicomListener, context: GatewayContext) -> None:

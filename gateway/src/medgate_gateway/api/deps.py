@@ -19,7 +19,7 @@ from medgate_gateway.context import GatewayContext
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
-def get_context(request: Request) -> GatewayContext:
+async def get_context(request: Request) -> GatewayContext:
     context: GatewayContext = request.app.state.gateway
     return context
 
@@ -37,7 +37,11 @@ async def current_principal(
     if not token:
         raise AuthenticationError("a bearer token or API key is required")
     if token.startswith(API_KEY_PREFIX):
-        username, role = await run_in_threadpool(resolve_api_key, context.db, token, context.key_cache)
+        # a recently verified key is answered from memory; only a miss costs a thread and argon2
+        found = context.key_cache.get(token)
+        if found is None:
+            found = await run_in_threadpool(resolve_api_key, context.db, token, context.key_cache)
+        username, role = found
         return Principal(username, role, "api-key", client_address(request))
     username, role = decode_token(token, secret=context.token_secret, issuer=context.settings.token_issuer)
     return Principal(username, role, "token", client_address(request))

@@ -20,6 +20,7 @@ from medgate_gateway.db.repository import add_audit
 from medgate_gateway.dimse_status import SUCCESS, status_for
 from medgate_gateway.ingest.ingestor import Ingestor, Source
 from medgate_gateway.ingest.parse import SUPPORTED_TRANSFER_SYNTAXES
+from medgate_gateway.listener.part10 import file_header
 from medgate_gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -85,11 +86,12 @@ class DicomListener:
 
     def _on_connect(self, event: evt.Event) -> None:
         try:
-            sock = event.assoc.dul.socket.socket  # type: ignore[union-attr]
+            wrapper = event.assoc.dul.socket
+            sock = wrapper.socket if wrapper is not None else None
             if sock is not None:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except (AttributeError, OSError):  # pragma: no cover - socket already gone
-            log.debug("could not set TCP_NODELAY")
+            log.debug("could not tune the accepted socket")
 
     def _on_requested(self, event: evt.Event) -> None:
         """Reject associations from calling AE titles (or hosts) not on the allow-list."""
@@ -130,8 +132,10 @@ class DicomListener:
     def _on_store(self, event: evt.Event) -> int:
         try:
             request = event.request
-            data = event.encoded_dataset(include_meta=True)
             calling = event.assoc.requestor.ae_title.strip()
+            sop_class, sop_uid = str(request.AffectedSOPClassUID), str(request.AffectedSOPInstanceUID)  # type: ignore[union-attr]
+            header = file_header(sop_class, sop_uid, str(event.context.transfer_syntax), calling)
+            data = header + request.DataSet.getbuffer()  # type: ignore[union-attr]
             source = Source(
                 transport="dimse",
                 actor=f"ae:{calling}",
@@ -139,8 +143,7 @@ class DicomListener:
                 client=event.assoc.requestor.address,
                 calling_ae=calling,
             )
-            expect = (str(request.AffectedSOPClassUID), str(request.AffectedSOPInstanceUID))  # type: ignore[union-attr]
-            self.ingestor.ingest(data, source, expect=expect)
+            self.ingestor.ingest(data, source, expect=(sop_class, sop_uid))
             return SUCCESS
         except Exception as exc:
             status = status_for(exc)

@@ -2,7 +2,8 @@
 
 Packages contribute sub-commands through the ``medgate.cli`` entry-point group: each entry
 point names a ``register(app)`` function that adds commands or sub-apps to the root Typer
-app. Installing a package therefore adds its commands, and no package imports another.
+app. Benchmarks go through ``medgate.bench`` the same way, into the shared ``medgate bench``
+group. Installing a package therefore adds its commands, and no package imports another.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from medgate_common.errors import MedgateError
 from medgate_common.logging import configure_logging
 
 ENTRY_POINT_GROUP = "medgate.cli"
+BENCH_ENTRY_POINT_GROUP = "medgate.bench"
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,17 @@ def build_app() -> typer.Typer:
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         register: Registrar = ep.load()
         register(app)
+    # `medgate bench <name>`: one group that every package adds its benchmarks to.
+    benchmarks = sorted(entry_points(group=BENCH_ENTRY_POINT_GROUP), key=lambda e: e.name)
+    if benchmarks:
+        bench = typer.Typer(
+            help="Benchmarks against a peer or a baseline, run on this machine (results: docs/results/).",
+            no_args_is_help=True,
+        )
+        for ep in benchmarks:
+            add_benchmark: Registrar = ep.load()
+            add_benchmark(bench)
+        app.add_typer(bench, name="bench")
     return app
 
 

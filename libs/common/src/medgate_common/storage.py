@@ -74,6 +74,7 @@ class LocalStorage:
                 fh.flush()
                 os.fsync(fh.fileno())
             Path(tmp).replace(target)
+            _fsync_dir(target.parent)  # make the rename itself durable
         except OSError as exc:
             Path(tmp).unlink(missing_ok=True)
             raise StorageError(f"could not write object: {exc.strerror}") from exc
@@ -88,6 +89,14 @@ class LocalStorage:
 
     def exists(self, uri: str) -> bool:
         return self.path_for(uri).is_file()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def storage_from_uri(uri: str) -> LocalStorage:
