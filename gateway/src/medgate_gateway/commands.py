@@ -33,9 +33,12 @@ def serve(
     """Run the HTTP API and DICOMweb (and, by default, the DICOM listener) in one process."""
     import uvicorn
 
+    from medgate_gateway.listener.workers import ensure_multiprocess_metrics
     from medgate_gateway.main import create_app
 
     settings = GatewaySettings()
+    if listener:
+        ensure_multiprocess_metrics(settings)
     app = create_app(settings, with_listener=listener)
     uvicorn.run(
         app,
@@ -52,17 +55,22 @@ def listen() -> None:
     """Run only the DICOM C-STORE/C-ECHO listener (and the study-completeness sweeper)."""
     from medgate_gateway.context import GatewayContext
     from medgate_gateway.listener import DicomListener
+    from medgate_gateway.listener.workers import WorkerPool
 
     settings = GatewaySettings()
     context = GatewayContext.build(settings)
-    server = DicomListener(context.ingestor, settings)
+    server = DicomListener(context.ingestor, settings, reuse_port=settings.dicom_workers > 1)
     server.start()
+    workers = WorkerPool(settings, server.port)
+    workers.start()
     context.tracker.start()
-    typer.echo(f"listening as {settings.ae_title} on {settings.dicom_host}:{server.port}")
+    where = f"{settings.dicom_host}:{server.port}"
+    typer.echo(f"listening as {settings.ae_title} on {where} ({settings.dicom_workers} process(es))")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
+    workers.stop()
     server.stop()
     context.close()
 

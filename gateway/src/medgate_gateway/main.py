@@ -14,6 +14,7 @@ from medgate_gateway.api.routes import audit, auth, health, studies, users
 from medgate_gateway.context import GatewayContext
 from medgate_gateway.dicomweb.router import router as dicomweb_router
 from medgate_gateway.listener import DicomListener
+from medgate_gateway.listener.workers import WorkerPool
 from medgate_gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -33,14 +34,22 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = context or GatewayContext.build(settings)
         app.state.gateway = ctx
-        listener = DicomListener(ctx.ingestor, settings) if with_listener else None
+        listener = (
+            DicomListener(ctx.ingestor, settings, reuse_port=settings.dicom_workers > 1) if with_listener else None
+        )
+        workers = None
         if listener is not None:
             listener.start()
+            if settings.dicom_workers > 1:
+                workers = WorkerPool(settings, listener.port)
+                workers.start()
         if with_sweeper:
             ctx.tracker.start()
         try:
             yield
         finally:
+            if workers is not None:
+                workers.stop()
             if listener is not None:
                 listener.stop()
             ctx.tracker.stop()

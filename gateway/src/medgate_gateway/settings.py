@@ -26,6 +26,7 @@ class GatewaySettings(MedgateSettings):
         description="Calling AE titles allowed to store, each 'AE' or 'AE@host'; empty allows any",
     )
     max_associations: int = 16
+    dicom_workers: int = Field(default=1, ge=1, le=64, description="Listener processes sharing the DICOM port")
     max_pdu_bytes: int = Field(default=0, description="Largest PDU we accept; 0 means no limit")
     # HTTP
     http_host: str = "127.0.0.1"

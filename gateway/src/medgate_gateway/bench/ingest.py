@@ -80,6 +80,7 @@ class BenchConfig:
     database_url: str = ""  # MedGate's; empty: SQLite in its home, like Orthanc's own index
     only: tuple[str, ...] = MEASUREMENTS
     wrap_medgate: tuple[str, ...] = ()  # e.g. py-spy record -o prof.svg --
+    dicom_workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # like Orthanc, use every core
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,9 @@ class MedgateServer:
 
 
 @contextmanager
-def run_medgate(workdir: Path, *, database_url: str = "", wrap: tuple[str, ...] = ()) -> Iterator[MedgateServer]:
+def run_medgate(
+    workdir: Path, *, database_url: str = "", wrap: tuple[str, ...] = (), dicom_workers: int = 1
+) -> Iterator[MedgateServer]:
     """``medgate gateway serve`` (HTTP and DICOM listener) as its own process, with an API key."""
     from medgate_gateway.auth.users import create_api_key, create_user
     from medgate_gateway.context import GatewayContext
@@ -136,7 +139,9 @@ def run_medgate(workdir: Path, *, database_url: str = "", wrap: tuple[str, ...] 
         "MEDGATE_GW_HTTP_HOST": "127.0.0.1",
         "MEDGATE_GW_HTTP_PORT": str(http_port),
         "MEDGATE_GW_STABLE_SECONDS": "3600",  # no study goes "ready" mid-benchmark
+        "MEDGATE_GW_DICOM_WORKERS": str(dicom_workers),
     }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     entry = "from medgate_common.cli import main; main()"
     cli = [sys.executable, "-c", entry, "gateway", "serve"]
     log = (workdir / "medgate.log").open("wb")
@@ -361,6 +366,9 @@ def ingest(
     database_url: str = typer.Option("", "--database-url", help="MedGate's database (default: SQLite)"),
     only: str = typer.Option(",".join(MEASUREMENTS), "--only", help="Comma-separated subset of the paths"),
     wrap_medgate: str = typer.Option("", "--wrap-medgate", help="Prefix for the MedGate command (a profiler)"),
+    dicom_workers: int = typer.Option(
+        os.cpu_count() or 1, "--dicom-workers", min=1, help="MedGate listener processes (default: one per core)"
+    ),
     workdir: Path | None = typer.Option(None, "--workdir", help="Keep servers' data and logs here"),
     json_path: Path | None = typer.Option(None, "--json", help="Also write the results as JSON here"),
 ) -> None:
@@ -371,7 +379,7 @@ def ingest(
         raise typer.BadParameter(f"unknown paths {sorted(unknown)}; choose from {list(MEASUREMENTS)}")
     cfg = BenchConfig(
         instances, matrix, repeats, batch, associations, min(warmup, instances), only=chosen,
-        database_url=database_url, wrap_medgate=tuple(shlex.split(wrap_medgate)),
+        database_url=database_url, wrap_medgate=tuple(shlex.split(wrap_medgate)), dicom_workers=dicom_workers,
     )  # fmt: skip
     if workdir is not None and workdir.exists() and any(workdir.iterdir()):
         raise typer.BadParameter(f"{workdir} is not empty; the servers must start empty")
@@ -382,7 +390,9 @@ def ingest(
             source = SeriesSource.generate(instances=instances, matrix=matrix, seed=cfg.seed)
         orthanc = stack.enter_context(run_orthanc(root / "orthanc", ae_title="ORTHANC"))
         medgate = stack.enter_context(
-            run_medgate(root / "medgate", database_url=cfg.database_url, wrap=cfg.wrap_medgate)
+            run_medgate(
+                root / "medgate", database_url=cfg.database_url, wrap=cfg.wrap_medgate, dicom_workers=cfg.dicom_workers
+            )
         )
         with Progress(console=console, transient=True) as progress:
             results = run_bench(cfg, medgate, orthanc, source, root / "series", progress)

@@ -63,14 +63,30 @@ class SeriesSource:
 
 
 def cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU of a process, all its threads (Linux ``/proc``); None if unknown."""
+    """User + system CPU of a process and its live descendants (Linux ``/proc``); None if unknown.
+
+    Descendants count because a server may spread its work over processes (MedGate's
+    listener workers); Orthanc runs in one.
+    """
     if pid is None:
         return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
+    tree: dict[int, list[int]] = {}
+    ticks: dict[int, int] = {}
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        tree.setdefault(int(fields[1]), []).append(int(proc.name))
+        ticks[int(proc.name)] = int(fields[11]) + int(fields[12])
+    if pid not in ticks:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        total += ticks.get(current, 0)
+        todo.extend(tree.get(current, []))
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def find_pid(fragment: str, *, under: int | None = None) -> int | None:

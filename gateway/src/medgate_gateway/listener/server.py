@@ -15,6 +15,7 @@ from typing import Any
 from pynetdicom import AE, evt
 from pynetdicom.presentation import AllStoragePresentationContexts
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from pynetdicom.transport import ThreadedAssociationServer
 
 from medgate_gateway.db.repository import add_audit
 from medgate_gateway.dimse_status import SUCCESS, status_for
@@ -37,10 +38,18 @@ def parse_allow_list(entries: list[str]) -> dict[str, set[str]]:
     return allowed
 
 
+class _ReusePortServer(ThreadedAssociationServer):
+    def server_bind(self) -> None:
+        assert self.socket is not None  # socketserver creates it before binding
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
+
+
 class DicomListener:
-    def __init__(self, ingestor: Ingestor, settings: GatewaySettings) -> None:
+    def __init__(self, ingestor: Ingestor, settings: GatewaySettings, *, reuse_port: bool = False) -> None:
         self.ingestor = ingestor
         self.settings = settings
+        self.reuse_port = reuse_port
         self.allowed = parse_allow_list(settings.allowed_aes)
         self._server: Any = None
         self._lock = threading.Lock()
@@ -74,7 +83,14 @@ class DicomListener:
             (evt.EVT_C_STORE, self._on_store),
         ]
         address = (self.settings.dicom_host, self.settings.dicom_port)
-        self._server = self.ae.start_server(address, block=False, evt_handlers=handlers)
+        if self.reuse_port:
+            # several processes accept on one port; the kernel spreads associations over them
+            server = self.ae.make_server(address, evt_handlers=handlers, server_class=_ReusePortServer)
+            threading.Thread(target=server.serve_forever, name="medgate-dicom-acceptor", daemon=True).start()
+            self.ae._servers.append(server)
+            self._server = server
+        else:
+            self._server = self.ae.start_server(address, block=False, evt_handlers=handlers)
         log.info("DICOM listener started", extra={"ae_title": self.settings.ae_title, "port": self.port})
 
     def stop(self) -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from starlette.concurrency import run_in_threadpool
 
 from medgate_gateway.api.deps import ContextDep
+from medgate_gateway.listener.workers import metrics_dir
 
 router = APIRouter(tags=["operations"])
 
@@ -25,4 +26,9 @@ async def readyz(context: ContextDep) -> dict[str, str]:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    if metrics_dir() is None:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    # several listener processes: add up what each of them counted
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
