@@ -28,6 +28,7 @@ SAMPLES = {
     "jpeg2000": "MR_small_jp2klossless.dcm",
     "rle": "MR_small_RLE.dcm",
     "multiframe-mr": "emri_small.dcm",
+    "compressed-ct": "693_J2KR.dcm",  # 512x512 CT, JPEG 2000 lossless
 }
 
 

@@ -149,7 +149,17 @@ def test_concurrent_senders_of_one_series(context: GatewayContext, small_ct: tup
 
 
 def test_public_samples_of_every_transfer_syntax(context: GatewayContext) -> None:
-    for name in ("explicit", "implicit", "deflate", "jpeg-baseline", "jpeg-ls", "jpeg2000", "rle", "multiframe-mr"):
+    for name in (
+        "explicit",
+        "implicit",
+        "deflate",
+        "jpeg-baseline",
+        "jpeg-ls",
+        "jpeg2000",
+        "rle",
+        "compressed-ct",
+        "multiframe-mr",
+    ):
         result = context.ingestor.ingest(fresh_copy(sample_path(name)), SOURCE)
         assert result.outcome is Outcome.STORED
     with context.db.read() as session:

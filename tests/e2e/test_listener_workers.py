@@ -69,3 +69,31 @@ def test_two_listener_processes_share_the_port(tmp_path: Path, small_ct: tuple[S
         proc.send_signal(2)
         assert proc.wait(timeout=60) == 0
         log.close()
+
+
+def test_listen_command_answers_echo_and_stops_cleanly(tmp_path: Path) -> None:
+    """``medgate gateway listen``: the DICOM listener alone, as a deployment runs it."""
+    dicom_port = free_port()
+    env = {
+        **os.environ,
+        "MEDGATE_HOME": str(tmp_path / "home"),
+        "MEDGATE_GW_DICOM_HOST": "127.0.0.1",
+        "MEDGATE_GW_DICOM_PORT": str(dicom_port),
+        "MEDGATE_GW_AE_TITLE": "MGLISTEN",
+    }
+    proc = subprocess.Popen([MEDGATE, "gateway", "listen"], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith(f"listening as MGLISTEN on 127.0.0.1:{dicom_port}"), line
+        echo = subprocess.run(
+            [require_tool("echoscu"), "-aec", "MGLISTEN", "127.0.0.1", str(dicom_port)],
+            env={**os.environ, "TCP_NODELAY": "1"},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert echo.returncode == 0, echo.stderr
+    finally:
+        proc.send_signal(2)
+        assert proc.wait(timeout=30) == 0
