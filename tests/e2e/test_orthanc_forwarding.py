@@ -1,6 +1,7 @@
 """A real PACS forwards to MedGate: Orthanc sends a series by C-STORE and another by STOW-RS.
 
-MedGate runs as ``medgate gateway serve`` (HTTP + DICOM listener in one process) and
+MedGate runs as ``medgate gateway serve`` (HTTP + DICOM listener in one process, its index
+on SQLite or on PostgreSQL) and
 Orthanc (Debian package) as its own process, both on free loopback ports. Orthanc is on
 MedGate's AE allow-list and authenticates to DICOMweb with a service API key.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -16,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from medgate_common.synth import SynthStudy
@@ -36,12 +39,28 @@ class Gateway:
         return resp.json() if resp.status_code == 200 else None
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """MedGate's index: its default SQLite file, or a fresh database on the PostgreSQL server."""
+    if request.param == "sqlite":
+        yield ""
+        return
+    admin = os.environ.get("MEDGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+    name = f"mg_e2e_{secrets.token_hex(4)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"{admin.rsplit('/', 1)[0]}/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
-def gateway(tmp_path: Path) -> Iterator[Gateway]:
+def gateway(tmp_path: Path, database_url: str) -> Iterator[Gateway]:
     http_port, dicom_port = free_port(), free_port()
     env = {
         **os.environ,
         "MEDGATE_HOME": str(tmp_path / "medgate"),
+        "MEDGATE_GW_DATABASE_URL": database_url,
         "MEDGATE_GW_HTTP_HOST": "127.0.0.1",
         "MEDGATE_GW_HTTP_PORT": str(http_port),
         "MEDGATE_GW_DICOM_HOST": "127.0.0.1",
