@@ -9,17 +9,19 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from test_listener import send
 
 from medgate_gateway.context import GatewayContext
 from medgate_gateway.db.orm import Instance
 from medgate_gateway.listener import DicomListener
 from medgate_gateway.listener.workers import WorkerPool
-from test_listener import send
 
 pytestmark = pytest.mark.integration
 
 
-def test_a_killed_worker_is_replaced_and_nothing_is_lost(context: GatewayContext, small_ct: tuple[object, Path]) -> None:
+def test_a_killed_worker_is_replaced_and_nothing_is_lost(
+    context: GatewayContext, small_ct: tuple[object, Path]
+) -> None:
     settings = context.settings.model_copy(update={"dicom_workers": 2})
     parent = DicomListener(context.ingestor, settings, reuse_port=True)
     parent.start()
