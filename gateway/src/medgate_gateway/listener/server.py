@@ -21,7 +21,7 @@ from medgate_gateway.db.repository import add_audit
 from medgate_gateway.dimse_status import SUCCESS, status_for
 from medgate_gateway.ingest.ingestor import Ingestor, Source
 from medgate_gateway.ingest.parse import SUPPORTED_TRANSFER_SYNTAXES
-from medgate_gateway.listener.part10 import file_header
+from medgate_gateway.listener.part10 import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION, file_header
 from medgate_gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,8 @@ class DicomListener:
 
     def _build_ae(self) -> AE:
         ae = AE(ae_title=self.settings.ae_title)
+        ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID
+        ae.implementation_version_name = IMPLEMENTATION_VERSION
         ae.maximum_pdu_size = self.settings.max_pdu_bytes
         ae.maximum_associations = self.settings.max_associations
         ae.network_timeout = 60
