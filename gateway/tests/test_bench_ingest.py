@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from medgate_gateway.bench.ingest import MEASUREMENTS, BenchConfig, bench_app, run_bench, run_medgate
+from medgate_gateway.bench.ingest import MEASUREMENTS, BenchConfig, bench_app, run_bench
+from medgate_gateway.bench.medgate import run_medgate
 from medgate_gateway.bench.orthanc import DICOMWEB_PLUGIN, run_orthanc
 from medgate_gateway.bench.senders import BenchError, SeriesSource, rest_requests, send_http, storescu_available
 
