@@ -103,8 +103,8 @@ class FullDisk(LocalStorage):
         super().__init__(root)
         self.room = room
 
-    def put_bytes(self, key: str, data: bytes) -> str:
+    def put_bytes(self, key: str, data: bytes, *, overwrite: bool = True) -> str:
         if self.room <= 0:
             raise StorageError("could not write object: No space left on device")
         self.room -= 1
-        return super().put_bytes(key, data)
+        return super().put_bytes(key, data, overwrite=overwrite)

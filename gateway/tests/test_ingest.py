@@ -50,7 +50,10 @@ def test_series_is_stored_and_indexed(context: GatewayContext, small_ct: tuple[o
 def test_same_instance_twice_is_idempotent(context: GatewayContext) -> None:
     data = sample_path("explicit").read_bytes()
     first = context.ingestor.ingest(data, SOURCE)
+    written = context.storage.path_for(first.storage_uri).stat()
     second = context.ingestor.ingest(data, SOURCE)
+    again = context.storage.path_for(first.storage_uri).stat()
+    assert (again.st_ino, again.st_mtime_ns) == (written.st_ino, written.st_mtime_ns)  # not rewritten
     assert (first.outcome, second.outcome) == (Outcome.STORED, Outcome.DUPLICATE)
     assert second.storage_uri == first.storage_uri
     assert count(context, Instance) == 1

@@ -31,6 +31,17 @@ def test_put_get_round_trip_is_atomic(tmp_path: Path) -> None:
     assert store.get_bytes(uri) == b"new"
 
 
+def test_put_without_overwrite_keeps_what_is_there(tmp_path: Path) -> None:
+    store = LocalStorage(tmp_path / "store")
+    key = "a/1.2.dcm"
+    uri = store.put_bytes(key, b"first", overwrite=False)
+    inode = store.path_for(uri).stat().st_ino
+    assert store.put_bytes(key, b"second", overwrite=False) == uri
+    assert store.get_bytes(uri) == b"first"
+    assert store.path_for(uri).stat().st_ino == inode
+    assert [p.name for p in (tmp_path / "store/a").iterdir()] == ["1.2.dcm"]
+
+
 def test_uris_outside_the_root_and_missing_objects(tmp_path: Path) -> None:
     store = LocalStorage(tmp_path / "store")
     (tmp_path / "secret").write_text("x")

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 
 from medgate_common.errors import InputError
 from medgate_gateway.dicomweb.multipart import parse_media_type
+from medgate_gateway.ingest.parse import EXPLICIT_LE
 
-EXPLICIT_LE = "1.2.840.10008.1.2.1"
-DEFLATED_LE = "1.2.840.10008.1.2.1.99"
 OCTET = "application/octet-stream"
 #: The media types of compressed frames (PS3.18 table 8.7.3-5), by stored transfer syntax.
 FRAME_MEDIA: dict[str, tuple[str, ...]] = {

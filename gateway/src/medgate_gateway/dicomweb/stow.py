@@ -7,9 +7,11 @@ DIMSE FailureReason). HTTP status: 200 all stored, 202 some failed, 409 none sto
 
 from __future__ import annotations
 
+import io
 import logging
 from typing import Any
 
+import pydicom
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -39,10 +41,6 @@ def _seq_item(sop_class: str, sop_uid: str, **extra: dict[str, Any]) -> dict[str
 def _guess_uids(data: bytes) -> tuple[str, str]:
     """Best-effort SOP class/instance of a refused part, for FailedSOPSequence."""
     try:
-        import io
-
-        import pydicom
-
         ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=["SOPClassUID", "SOPInstanceUID"])
         cls, uid = str(ds.get("SOPClassUID", "")), str(ds.get("SOPInstanceUID", ""))
         return (cls if valid_uid(cls) else "", uid if valid_uid(uid) else "")
@@ -103,6 +101,8 @@ async def _stow(
         stored.append(
             _seq_item(inst.sop_class_uid, inst.sop_instance_uid, **{"00081190": {"vr": "UR", "Value": [url]}})
         )
+    if not stored and not failed:
+        raise InputError("STOW-RS request contained no parts")
     body: dict[str, Any] = {}
     if study is not None or len(studies) == 1:
         target = study or next(iter(studies))
@@ -115,8 +115,6 @@ async def _stow(
         for uid in studies:
             await run_in_threadpool(context.tracker.mark_complete, uid)
     status = 200 if not failed else (202 if stored else 409)
-    if not stored and not failed:
-        raise InputError("STOW-RS request contained no parts")
     log.info("STOW-RS", extra={"stored": len(stored), "failed": len(failed), "status": status})
     return JSONResponse(body, status_code=status, media_type=DICOM_JSON)
 

@@ -32,8 +32,6 @@ from medgate_gateway.auth.credentials import Principal
 from medgate_gateway.context import GatewayContext
 from medgate_gateway.dicomweb.multipart import multipart_chunks, new_boundary
 from medgate_gateway.dicomweb.negotiation import (
-    DEFLATED_LE,
-    EXPLICIT_LE,
     FRAME_MEDIA,
     OCTET,
     NotAcceptableError,
@@ -42,6 +40,7 @@ from medgate_gateway.dicomweb.negotiation import (
     frame_syntax,
 )
 from medgate_gateway.dicomweb.query import StoredInstance, audited, dicomweb_base, stored_instances
+from medgate_gateway.ingest.parse import DEFLATED_LE, EXPLICIT_LE
 
 router = APIRouter(tags=["dicomweb"])
 PIXEL_DATA = 0x7FE00010

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
+from sqlalchemy.orm import Session
+
 from medgate_common.errors import ConflictError, MedgateError, PayloadTooLargeError, StorageError
 from medgate_common.storage import LocalStorage
 from medgate_gateway import metrics
@@ -56,6 +58,20 @@ def instance_key(parsed: ParsedInstance, content_sha256: str) -> str:
     return f"dicom/{parsed.study_uid}/{parsed.series_uid}/{parsed.sop_instance_uid}.{content_sha256[:16]}.dcm"
 
 
+def _audit_store(session: Session, parsed: ParsedInstance, source: Source, outcome: str) -> None:
+    add_audit(
+        session,
+        actor=source.actor,
+        role=source.role,
+        action="dicom.store",
+        resource_type="instance",
+        resource_uid=parsed.sop_instance_uid,
+        client=source.client,
+        outcome=outcome,
+        detail={"study": parsed.study_uid, "transport": source.transport},
+    )
+
+
 class Ingestor:
     def __init__(self, db: Database, storage: LocalStorage, settings: GatewaySettings) -> None:
         self.db = db
@@ -91,10 +107,10 @@ class Ingestor:
         if expect is not None and expect != (parsed.sop_class_uid, parsed.sop_instance_uid):
             raise SopMismatchError("the data set is not the instance the command announced")
         digest = hashlib.sha256(memoryview(data)[parsed.body_offset :]).hexdigest()
-        # Written before the index row exists; a duplicate lands on its own key (same
-        # content, same bytes) and a conflicting object on another key, so nothing indexed
-        # is ever overwritten.
-        uri = self.storage.put_bytes(instance_key(parsed, digest), data)
+        # Written before the index row exists. The key carries the content digest: a
+        # duplicate finds its key taken and writes nothing, a conflicting object lands on
+        # another key, so nothing indexed is ever overwritten.
+        uri = self.storage.put_bytes(instance_key(parsed, digest), data, overwrite=False)
         now = utcnow()
         due = now + dt.timedelta(seconds=self.settings.stable_seconds_for(source.calling_ae or None))
         try:
@@ -111,16 +127,7 @@ class Ingestor:
                     calling_ae=source.calling_ae,
                     cache=self.cache,
                 )
-                add_audit(
-                    session,
-                    actor=source.actor,
-                    role=source.role,
-                    action="dicom.store",
-                    resource_type="instance",
-                    resource_uid=parsed.sop_instance_uid,
-                    client=source.client,
-                    detail={"study": parsed.study_uid, "transport": source.transport},
-                )
+                _audit_store(session, parsed, source, "ok")
         except AlreadyIndexedError:
             # lost a race with a concurrent sender of the same UID
             with self.db.read() as session:
@@ -148,17 +155,7 @@ class Ingestor:
             extra={"sop_instance_uid": parsed.sop_instance_uid, "actor": source.actor, "transport": source.transport},
         )
         with self.db.write() as session:
-            add_audit(
-                session,
-                actor=source.actor,
-                role=source.role,
-                action="dicom.store",
-                resource_type="instance",
-                resource_uid=parsed.sop_instance_uid,
-                client=source.client,
-                outcome="conflict",
-                detail={"study": parsed.study_uid, "transport": source.transport},
-            )
+            _audit_store(session, parsed, source, "conflict")
         raise ConflictError("a different object is already stored under this SOP Instance UID")
 
     def _discard(self, uri: str) -> None:

@@ -8,6 +8,7 @@ indexer) never sees half a file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -34,8 +35,11 @@ def validate_key(key: str) -> str:
 class Storage(Protocol):
     """What services need from an artifact store."""
 
-    def put_bytes(self, key: str, data: bytes) -> str:
-        """Store ``data`` under ``key`` atomically and return its URI."""
+    def put_bytes(self, key: str, data: bytes, *, overwrite: bool = True) -> str:
+        """Store ``data`` under ``key`` atomically and return its URI.
+
+        With ``overwrite=False`` an object already under ``key`` is kept as it is.
+        """
         ...
 
     def get_bytes(self, uri: str) -> bytes: ...
@@ -64,8 +68,10 @@ class LocalStorage:
             return path
         return self.root / validate_key(uri_or_key)
 
-    def put_bytes(self, key: str, data: bytes) -> str:
+    def put_bytes(self, key: str, data: bytes, *, overwrite: bool = True) -> str:
         target = self.path_for(key)
+        if not overwrite and target.is_file():
+            return target.as_uri()  # content-addressed keys: the same bytes are already there
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=target.parent)
         try:
@@ -73,7 +79,13 @@ class LocalStorage:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            Path(tmp).replace(target)
+            if overwrite:
+                Path(tmp).replace(target)
+            else:
+                # link, unlike rename, refuses to replace what a concurrent writer put there
+                with contextlib.suppress(FileExistsError):
+                    os.link(tmp, target)
+                Path(tmp).unlink()
             _fsync_dir(target.parent)  # make the rename itself durable
         except OSError as exc:
             Path(tmp).unlink(missing_ok=True)
