@@ -8,20 +8,16 @@ from __future__ import annotations
 
 import os
 import secrets
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-import uvicorn
-from gateway_fixtures import PASSWORD, Credentials, free_port
+from gateway_fixtures import PASSWORD, Credentials, serve_in_thread
 
 from medgate_gateway.auth.credentials import hash_secret, issue_token, new_api_key, split_api_key
 from medgate_gateway.context import GatewayContext
 from medgate_gateway.db.orm import ApiKey, User
-from medgate_gateway.main import create_app
 from medgate_gateway.settings import GatewaySettings
 
 PG_ADMIN = os.environ.get("MEDGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -126,16 +122,5 @@ def credentials(context: GatewayContext, live_server: str, _secrets: dict[str, s
 @pytest.fixture
 def live_server(context: GatewayContext) -> Iterator[str]:
     """The gateway app served by uvicorn on a free loopback port, in a thread."""
-    port = free_port()
-    app = create_app(context=context, with_sweeper=False)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(context) as url:
+        yield url

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,10 +14,10 @@ from dicomweb_client.api import DICOMwebClient
 from gateway_fixtures import (
     Credentials,
     FullDisk,
-    free_port,
     fresh_copy,
     modified,
     sample_path,
+    serve_in_thread,
     with_transfer_syntax_uid,
 )
 from sqlalchemy import func, select
@@ -159,12 +158,6 @@ def test_unauthenticated_expired_and_wrong_role(
 
 @pytest.fixture
 def tiny_limit_server(context: GatewayContext) -> Iterator[str]:
-    import threading
-
-    import uvicorn
-
-    from medgate_gateway.main import create_app
-
     limited = GatewayContext(
         settings=context.settings.model_copy(update={"max_upload_bytes": 100_000}),
         db=context.db,
@@ -173,19 +166,8 @@ def tiny_limit_server(context: GatewayContext) -> Iterator[str]:
         tracker=context.tracker,
         token_secret=context.token_secret,
     )
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(context=limited, with_sweeper=False), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serve_in_thread(limited) as url:
+        yield url
 
 
 def test_oversized_upload_is_refused_before_it_is_read(
