@@ -60,6 +60,8 @@ def settings(tmp_path: Path, database_url: str) -> GatewaySettings:
         dicom_port=0,
         stable_seconds=60,
         token_secret="test-secret-" + "x" * 32,
+        # Ingest, DICOMweb and auth tests do not start jobs; the workflow tests turn it on.
+        workflow=False,
     )
 
 

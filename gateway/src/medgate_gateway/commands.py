@@ -7,6 +7,8 @@ import threading
 
 import typer
 
+from medgate_common.schemas.workflow import GATEWAY_QUEUE
+from medgate_common.tasking.cli import worker_options_command
 from medgate_gateway.settings import GatewaySettings
 
 gateway_app = typer.Typer(help="The gateway: database, DICOM listener, DICOMweb and users.", no_args_is_help=True)
@@ -63,7 +65,7 @@ def listen() -> None:
     server.start()
     workers = WorkerPool(settings, server.port)
     workers.start()
-    context.tracker.start()
+    context.start_background()
     where = f"{settings.dicom_host}:{server.port}"
     typer.echo(f"listening as {settings.ae_title} on {where} ({settings.dicom_workers} process(es))")
     stop = threading.Event()
@@ -117,3 +119,12 @@ def user_apikey(
         typer.echo(create_api_key(context.db, username, name=name, expires_in_days=days or None))
     finally:
         context.close()
+
+
+worker_options_command(
+    gateway_app,
+    name="worker",
+    help_text="Consume the gateway queue: step events and result assembly (distributed mode).",
+    queues=GATEWAY_QUEUE,
+    modules=["medgate_gateway.workflow.tasks"],
+)

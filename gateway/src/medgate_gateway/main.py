@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from medgate_gateway import __version__
 from medgate_gateway.api.errors import install_error_handlers
-from medgate_gateway.api.routes import audit, auth, health, studies, users
+from medgate_gateway.api.routes import audit, auth, health, jobs, studies, users
 from medgate_gateway.context import GatewayContext
 from medgate_gateway.dicomweb.router import router as dicomweb_router
 from medgate_gateway.listener import DicomListener
@@ -44,7 +44,7 @@ def create_app(
                 workers = WorkerPool(settings, listener.port)
                 workers.start()
         if with_sweeper:
-            ctx.tracker.start()
+            ctx.start_background()
         try:
             yield
         finally:
@@ -52,7 +52,7 @@ def create_app(
                 workers.stop()
             if listener is not None:
                 listener.stop()
-            ctx.tracker.stop()
+            ctx.stop_background()
             if context is None:
                 ctx.close()
 
@@ -63,6 +63,14 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for router in (health.router, auth.router, users.router, studies.router, audit.router, dicomweb_router):
+    for router in (
+        health.router,
+        auth.router,
+        users.router,
+        studies.router,
+        jobs.router,
+        audit.router,
+        dicomweb_router,
+    ):
         app.include_router(router)
     return app

@@ -36,3 +36,17 @@ INGEST_SECONDS = Histogram(
     ["transport"],
     buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+JOBS_CREATED = Counter("medgate_jobs_created_total", "Workflow jobs created for ready studies")
+JOBS_FINISHED = Counter("medgate_jobs_finished_total", "Jobs that reached a final state", ["state"])
+STEP_EVENTS = Counter("medgate_step_events_total", "Step events applied, by step and kind", ["step", "kind"])
+STEP_DUPLICATES = Counter(
+    "medgate_step_duplicate_events_total",
+    "Final step events ignored because the step had already ended (redelivered tasks)",
+    ["step"],
+)
+STEP_REDISPATCHED = Counter("medgate_step_redispatched_total", "Steps the watchdog sent again, by reason", ["reason"])
+JOB_SECONDS = Histogram(
+    "medgate_job_seconds",
+    "From job creation to its final state",
+    buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800),
+)

@@ -43,6 +43,18 @@ class GatewaySettings(MedgateSettings):
     token_ttl_seconds: int = 1800
     token_issuer: str = "medgate"  # noqa: S105 - the JWT issuer name
 
+    # workflow
+    workflow: bool = Field(default=True, description="Start a workflow job for every ready study")
+    routing_rules: Path | None = Field(default=None, description="YAML routing rules; empty: the packaged default")
+    watchdog_interval_seconds: float = Field(default=2.0, gt=0, description="How often lost steps are looked for")
+    step_running_timeout_seconds: float = Field(
+        default=1200.0, gt=0, description="A step running longer than this is presumed lost with its worker"
+    )
+    step_queued_timeout_seconds: float = Field(
+        default=3600.0, gt=0, description="A step waiting in its queue longer than this is sent again"
+    )
+    step_max_dispatches: int = Field(default=5, ge=1, description="Sends of one step before the job fails")
+
     @field_validator("ae_title")
     @classmethod
     def _check_ae(cls, value: str) -> str:

@@ -17,6 +17,7 @@ class Permission(StrEnum):
     DICOM_READ = "dicom:read"  # QIDO, WADO, study lists
     DICOM_WRITE = "dicom:write"  # STOW
     RESULTS_WRITE = "results:write"
+    JOBS_MANAGE = "jobs:manage"  # retry a failed workflow job
     REVIEW = "review:sign"  # edit and sign off findings
     USERS_MANAGE = "users:manage"
     AUDIT_READ = "audit:read"
@@ -25,9 +26,11 @@ class Permission(StrEnum):
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.RADIOLOGIST: frozenset({Permission.DICOM_READ, Permission.REVIEW}),
-    Role.TECHNOLOGIST: frozenset({Permission.DICOM_READ, Permission.DICOM_WRITE}),
+    Role.TECHNOLOGIST: frozenset({Permission.DICOM_READ, Permission.DICOM_WRITE, Permission.JOBS_MANAGE}),
     Role.ADMIN: frozenset(Permission),
-    Role.SERVICE: frozenset({Permission.DICOM_READ, Permission.DICOM_WRITE, Permission.RESULTS_WRITE}),
+    Role.SERVICE: frozenset(
+        {Permission.DICOM_READ, Permission.DICOM_WRITE, Permission.RESULTS_WRITE, Permission.JOBS_MANAGE}
+    ),
     Role.SITE: frozenset({Permission.FL_PARTICIPATE}),
 }
 

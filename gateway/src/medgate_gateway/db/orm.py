@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -127,25 +128,82 @@ class Instance(Base):
 
 
 class Job(Base):
+    """One run of the workflow over one study; ``times_ready`` tells which arrival burst."""
+
     __tablename__ = "jobs"
+    __table_args__ = (UniqueConstraint("study_fk", "times_ready", name="uq_jobs_study_ready"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     study_fk: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
-    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
-    steps: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(24), default="queued", index=True)
+    run: Mapped[int] = mapped_column(Integer, default=1, doc="1, then +1 for every retry")
+    trigger: Mapped[str] = mapped_column(String(32), default="", doc="quiet, complete-hint, manual")
+    times_ready: Mapped[int] = mapped_column(Integer, default=1)
+    plan: Mapped[dict[str, Any]] = mapped_column(default=dict, doc="routing decision per series and step")
+    error_code: Mapped[str] = mapped_column(String(64), default="")
     error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+    steps: Mapped[list[JobStep]] = relationship(back_populates="job", order_by="JobStep.id")
+
+
+class JobStep(Base):
+    """State of one step of a job; the watchdog and the event handler move it forward."""
+
+    __tablename__ = "job_steps"
+    __table_args__ = (UniqueConstraint("job_fk", "step", name="uq_job_steps_job_step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_fk: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
+    step: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    run: Mapped[int] = mapped_column(Integer, default=1)
+    series: Mapped[list[str]] = mapped_column(JSON, default=list, doc="series routed to this step")
+    dispatches: Mapped[int] = mapped_column(Integer, default=0, doc="times sent in this run")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, doc="highest attempt the worker reported")
+    duplicates: Mapped[int] = mapped_column(Integer, default=0, doc="final events ignored as repeats")
+    dispatched_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    started_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    duration_s: Mapped[float | None] = mapped_column(Float, default=None, doc="compute time the worker measured")
+    worker: Mapped[str] = mapped_column(String(128), default="")
+    model: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    artifacts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    error_code: Mapped[str] = mapped_column(String(64), default="")
+    error_detail: Mapped[str] = mapped_column(Text, default="")
+
+    job: Mapped[Job] = relationship(back_populates="steps")
+
+
+class JobEvent(Base):
+    """Append-only history of job and step transitions; the SSE stream reads it by id."""
+
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_fk: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    step: Mapped[str] = mapped_column(String(16), default="", doc="empty for the job itself")
+    status: Mapped[str] = mapped_column(String(24))
+    detail: Mapped[str] = mapped_column(Text, default="")
 
 
 class Result(Base):
+    """What a step produced, persisted by ``gateway.assemble``; one row per job and kind."""
+
     __tablename__ = "results"
+    __table_args__ = (UniqueConstraint("job_fk", "kind", name="uq_results_job_kind"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_fk: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
     kind: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     storage_uri: Mapped[str] = mapped_column(Text, default="")
+    model_name: Mapped[str] = mapped_column(String(64), default="")
+    model_version: Mapped[str] = mapped_column(String(32), default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

@@ -105,6 +105,10 @@ _BUMP_STUDY = (
         last_calling_ae=bindparam("ae"),
     )
 )
+# A derived object (SEG, SR written by the workflow) joins the study without re-opening it.
+_COUNT_STUDY = (
+    update(_studies).where(_studies.c.id == bindparam("pk")).values(num_instances=_studies.c.num_instances + 1)
+)
 _BUMP_SERIES = update(_series).where(_series.c.id == bindparam("pk")).values(num_instances=_series.c.num_instances + 1)
 _INSERT_INSTANCE: dict[str, Any] = {}
 
@@ -161,8 +165,11 @@ def index_instance(
     ready_due: dt.datetime,
     calling_ae: str,
     cache: HierarchyCache | None = None,
+    reopen: bool = True,
 ) -> tuple[int, int]:
     """Index one stored instance and push its study's ready time; return (study pk, series pk).
+
+    ``reopen=False`` indexes without touching the study's completeness (derived objects).
 
     Raises :class:`AlreadyIndexedError` (the transaction must be rolled back) when the SOP
     Instance UID is already there. Cache the returned keys only after the commit.
@@ -193,7 +200,10 @@ def index_instance(
     ).first()
     if row is None:
         raise AlreadyIndexedError(parsed.sop_instance_uid)
-    conn.execute(_BUMP_STUDY, {"pk": study_pk, "now": now, "due": ready_due, "ae": calling_ae})
+    if reopen:
+        conn.execute(_BUMP_STUDY, {"pk": study_pk, "now": now, "due": ready_due, "ae": calling_ae})
+    else:
+        conn.execute(_COUNT_STUDY, {"pk": study_pk})
     conn.execute(_BUMP_SERIES, {"pk": series_pk})
     return study_pk, series_pk
 

@@ -79,14 +79,17 @@ class Ingestor:
         self.settings = settings
         self.cache = HierarchyCache()
 
-    def ingest(self, data: bytes, source: Source, *, expect: tuple[str, str] | None = None) -> IngestResult:
+    def ingest(
+        self, data: bytes, source: Source, *, expect: tuple[str, str] | None = None, reopen: bool = True
+    ) -> IngestResult:
         """Validate, store and index one DICOM Part 10 object; idempotent per SOP Instance UID.
 
         ``expect`` is the (SOP Class UID, SOP Instance UID) a C-STORE command announced.
+        ``reopen=False`` adds an object the workflow derived without re-opening the study.
         """
         started = time.perf_counter()
         try:
-            result = self._ingest(data, source, expect)
+            result = self._ingest(data, source, expect, reopen)
         except MedgateError as exc:
             metrics.INSTANCES_REJECTED.labels(source.transport, exc.code).inc()
             raise
@@ -98,7 +101,7 @@ class Ingestor:
         metrics.INGEST_SECONDS.labels(source.transport).observe(time.perf_counter() - started)
         return result
 
-    def _ingest(self, data: bytes, source: Source, expect: tuple[str, str] | None) -> IngestResult:
+    def _ingest(self, data: bytes, source: Source, expect: tuple[str, str] | None, reopen: bool = True) -> IngestResult:
         if len(data) > self.settings.max_instance_bytes:
             raise PayloadTooLargeError(
                 "instance is larger than the configured limit", limit=self.settings.max_instance_bytes
@@ -126,6 +129,7 @@ class Ingestor:
                     ready_due=due,
                     calling_ae=source.calling_ae,
                     cache=self.cache,
+                    reopen=reopen,
                 )
                 _audit_store(session, parsed, source, "ok")
         except AlreadyIndexedError:

@@ -85,3 +85,7 @@ def main() -> None:
     except MedgateError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

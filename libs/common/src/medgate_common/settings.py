@@ -38,9 +38,25 @@ class MedgateSettings(BaseSettings):
     )
     log_level: LogLevel = Field(default="INFO", validation_alias=AliasChoices("MEDGATE_LOG_LEVEL"))
     log_json: bool = Field(default=True, validation_alias=AliasChoices("MEDGATE_LOG_JSON"))
+    broker_url: str = Field(
+        default="",
+        description="Celery broker; empty means the embedded one, mgsqla+sqlite:///<home>/broker.sqlite",
+        validation_alias=AliasChoices("MEDGATE_BROKER_URL"),
+    )
+    broker_visibility_timeout: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Redis: an unacknowledged task goes back to its queue after this many seconds",
+        validation_alias=AliasChoices("MEDGATE_BROKER_VISIBILITY_TIMEOUT"),
+    )
     service_name: str = "medgate"
 
     def resolved_storage_uri(self) -> str:
         if self.storage_uri:
             return self.storage_uri
         return (self.home / "storage").resolve().as_uri()
+
+    def resolved_broker_url(self) -> str:
+        if self.broker_url:
+            return self.broker_url
+        return "mgsqla+sqlite:///" + str((self.home / "broker.sqlite").resolve())

@@ -9,9 +9,9 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from medgate_common.errors import NotFoundError
+from medgate_common.errors import ConfigError, NotFoundError
 from medgate_gateway.api.audit import audit
-from medgate_gateway.api.deps import ContextDep, ReaderDep
+from medgate_gateway.api.deps import ContextDep, JobsManagerDep, ReaderDep
 from medgate_gateway.db.orm import Study
 
 router = APIRouter(prefix="/api/v1/studies", tags=["studies"])
@@ -61,3 +61,14 @@ async def get_study(study_uid: str, context: ContextDep, principal: ReaderDep) -
         raise NotFoundError("no such study")
     await audit(context, principal, "study.read", resource_type="study", resource_uid=study_uid)
     return found
+
+
+@router.post("/{study_uid}/jobs", status_code=202)
+async def reprocess_study(study_uid: str, context: ContextDep, principal: JobsManagerDep) -> dict[str, str]:
+    """Run the workflow again on a complete study; answers the new job's id."""
+    engine = context.workflow
+    if engine is None:
+        raise ConfigError("the workflow is switched off on this gateway (MEDGATE_GW_WORKFLOW=false)")
+    job_id = await run_in_threadpool(engine.reprocess, study_uid, actor=principal.username)
+    await audit(context, principal, "study.reprocess", resource_type="study", resource_uid=study_uid)
+    return {"job_id": job_id, "href": f"/api/v1/jobs/{job_id}"}

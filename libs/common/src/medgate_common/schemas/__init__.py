@@ -5,7 +5,7 @@ names series by UID and storage URI, and every model output names the model that
 """
 
 from medgate_common.schemas.base import WireModel
-from medgate_common.schemas.jobs import JobState, JobStatus, StepState, StepStatus
+from medgate_common.schemas.jobs import JobState, JobStatus, JobUpdate, StepState, StepStatus
 from medgate_common.schemas.models import ModelInfo
 from medgate_common.schemas.quality import (
     QualityAttribute,
@@ -13,16 +13,20 @@ from medgate_common.schemas.quality import (
     QualityReport,
     QualityStatistics,
     Severity,
+    StudyQualityReport,
     Verdict,
 )
 from medgate_common.schemas.reasoning import GroundedAnswer, ReasoningResult, TriageScore
 from medgate_common.schemas.segmentation import Lesion, SegmentationResult
 from medgate_common.schemas.study import SeriesRef, StudyRef
+from medgate_common.schemas.workflow import Artifact, StepEvent, StepEventKind, StepName, StepRequest, StepResult
 
 __all__ = [
+    "Artifact",
     "GroundedAnswer",
     "JobState",
     "JobStatus",
+    "JobUpdate",
     "Lesion",
     "ModelInfo",
     "QualityAttribute",
@@ -33,8 +37,14 @@ __all__ = [
     "SegmentationResult",
     "SeriesRef",
     "Severity",
+    "StepEvent",
+    "StepEventKind",
+    "StepName",
+    "StepRequest",
+    "StepResult",
     "StepState",
     "StepStatus",
+    "StudyQualityReport",
     "StudyRef",
     "TriageScore",
     "Verdict",

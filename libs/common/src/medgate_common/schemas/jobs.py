@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
 
 from medgate_common.schemas.base import DicomUID, WireModel
 from medgate_common.schemas.models import ModelInfo
@@ -23,8 +26,9 @@ class JobStatus(StrEnum):
 
 
 class StepStatus(StrEnum):
-    pending = "pending"
-    running = "running"
+    pending = "pending"  # waiting for the steps it depends on
+    queued = "queued"  # sent to its queue
+    running = "running"  # a worker reported that it started
     done = "done"
     skipped = "skipped"
     not_installed = "not_installed"
@@ -34,18 +38,41 @@ class StepStatus(StrEnum):
 class StepState(WireModel):
     name: str
     status: StepStatus
+    series: tuple[str, ...] = Field(default=(), description="series the routing rules gave this step")
+    dispatched_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    duration_s: float | None = Field(default=None, description="compute time measured by the worker")
+    worker: str = ""
+    dispatches: int = 0
     attempts: int = 0
+    duplicates: int = Field(default=0, description="repeated final events ignored (redelivered tasks)")
     error_code: str | None = None
+    error_detail: str = ""
     model: ModelInfo | None = None
+    result: dict[str, Any] | None = None
 
 
 class JobState(WireModel):
     job_id: str
     study_instance_uid: DicomUID
     status: JobStatus
+    run: int = 1
+    trigger: str = ""
     steps: tuple[StepState, ...] = ()
     error_code: str | None = None
+    error: str = Field(default="", description="why it failed, or why the quality gate rejected it")
     created_at: datetime
     updated_at: datetime
+    finished_at: datetime | None = None
+
+
+class JobUpdate(WireModel):
+    """One entry of a job's history, as the event stream sends it."""
+
+    event_id: int
+    job_id: str
+    at: datetime
+    step: str = ""
+    status: str
+    detail: str = ""

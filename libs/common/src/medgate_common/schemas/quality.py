@@ -62,3 +62,12 @@ class QualityReport(WireModel):
     verdict: Verdict
     reasoning: str = Field(min_length=1)
     model: ModelInfo
+
+
+class StudyQualityReport(WireModel):
+    """The gate's answer for a whole study: what the workflow routes on."""
+
+    study_instance_uid: DicomUID
+    verdict: Verdict
+    series: tuple[QualityReport, ...]
+    reasons: tuple[str, ...] = Field(default=(), description="Why the study is rejected or only usable")

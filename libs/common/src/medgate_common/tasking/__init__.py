@@ -1,0 +1,11 @@
+"""Celery plumbing every MedGate worker shares: the app, the step wrapper, the worker.
+
+Services stay stateless and never import the gateway: a service registers its step
+functions with :func:`step_task`, and the wrapper turns what they return or raise into
+:class:`~medgate_common.schemas.StepEvent` messages on the gateway's queue.
+"""
+
+from medgate_common.tasking.app import make_celery, send_event
+from medgate_common.tasking.step import StepSpec, step_task
+
+__all__ = ["StepSpec", "make_celery", "send_event", "step_task"]

@@ -1,0 +1,20 @@
+"""``medgate seg`` commands of this service."""
+
+from __future__ import annotations
+
+import typer
+
+from medgate_common.tasking.cli import worker_options_command
+
+app = typer.Typer(help="Segmentation service.", no_args_is_help=True)
+worker_options_command(
+    app,
+    name="worker",
+    help_text="Consume the segmentation queue.",
+    queues="segmentation",
+    modules=["medgate_seg.tasks"],
+)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="seg")

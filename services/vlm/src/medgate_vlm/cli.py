@@ -1,0 +1,16 @@
+"""``medgate vlm`` commands of this service."""
+
+from __future__ import annotations
+
+import typer
+
+from medgate_common.tasking.cli import worker_options_command
+
+app = typer.Typer(help="Reasoning service.", no_args_is_help=True)
+worker_options_command(
+    app, name="worker", help_text="Consume the vlm queue.", queues="vlm", modules=["medgate_vlm.tasks"]
+)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="vlm")
