@@ -60,7 +60,7 @@ def test_synth_rejects_bad_options_clearly(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "site-a" in proc.stderr
 
 
-def test_demo_generates_a_study_and_reports_it(tmp_path: Path) -> None:
+def test_demo_sends_a_study_through_the_embedded_workflow(tmp_path: Path) -> None:
     env = {**os.environ, "MEDGATE_HOME": str(tmp_path / "home")}
     proc = medgate("demo", env=env)
     assert proc.returncode == 0, proc.stderr
@@ -70,13 +70,27 @@ def test_demo_generates_a_study_and_reports_it(tmp_path: Path) -> None:
     assert f"{truth['lesion_count']} lesion(s)" in proc.stdout
     assert len(list((out / "dicom").glob("*.dcm"))) == 64
     assert (out / "labels" / "organs.nii.gz").is_file()
-    # the study went through the gateway's DICOM listener and became ready
+    # the study went through the gateway's DICOM listener, became ready and ran its workflow
     assert "64 accepted, 0 failed" in proc.stdout
-    assert "Study ready after 2 s of quiet (1 series, 64 instances)" in proc.stdout
     assert len(list((tmp_path / "home" / "storage" / "dicom" / truth["study_instance_uid"]).rglob("*.dcm"))) == 64
-    again = medgate("demo", env=env)  # a second run re-sends duplicates: accepted, nothing new
+    summary = json.loads((tmp_path / "home" / "demo" / "demo.json").read_text())
+    assert summary["status"] == "review_ready" and summary["stored"] == 64
+    # no service is installed yet: each model step says so, nothing is made up
+    assert summary["steps"] == {
+        "iqa": "not_installed",
+        "segmentation": "not_installed",
+        "reasoning": "not_installed",
+        "assemble": "done",
+    }
+    assert "Quality gate  not installed" in proc.stdout
+    job = json.loads((tmp_path / "home" / "demo" / "job.json").read_text())
+    assert job["job_id"] == summary["job"] and job["trigger"] == "quiet"
+    assert (tmp_path / "home" / "broker.sqlite").is_file()  # the embedded broker: no server
+    again = medgate("demo", env=env)  # duplicates do not re-open the study: the demo asks for a re-run
     assert again.returncode == 0, again.stderr
-    assert "already received and ready (1 series, 64 instances)" in again.stdout
+    second = json.loads((tmp_path / "home" / "demo" / "demo.json").read_text())
+    assert second["job"] != summary["job"] and second["status"] == "review_ready" and second["stored"] == 64
+    assert "manual:demo" in again.stdout
 
 
 def test_samples_lists_installed_real_data() -> None:

@@ -37,6 +37,7 @@ class EmbeddedStack:
     http: bool = True
     listener: bool = True
     extra_tasks: tuple[str, ...] = ()
+    extra_env: dict[str, str] = field(default_factory=dict)
     supervise_interval: float = 1.0
     context: GatewayContext | None = None
     worker: WorkerProcess | None = None
@@ -49,7 +50,7 @@ class EmbeddedStack:
         settings = self.settings
         migrate(settings.resolved_database_url())
         self.worker = WorkerProcess(
-            settings_env(settings),
+            {**settings_env(settings), **self.extra_env},
             name="embedded-worker",
             concurrency=self.concurrency,
             extra_tasks=self.extra_tasks,

@@ -179,9 +179,25 @@ class WorkflowEngine:
             try:
                 self.dispatcher.send(request)
                 sent += 1
-            except Exception:  # broker away: the watchdog sends it again
+            except Exception:  # broker away: back to pending, the watchdog's next tick sends it
                 log.exception("could not send step", extra={"job_id": request.job_id, "step": request.step.value})
+                self._unclaim(request)
         return sent
+
+    def _unclaim(self, request: StepRequest) -> None:
+        with self.db.write() as session:
+            step = session.execute(
+                select(JobStep).where(
+                    JobStep.job_fk == request.job_id,
+                    JobStep.step == request.step.value,
+                    JobStep.status == StepStatus.queued,
+                    JobStep.dispatches == request.dispatch,
+                )
+            ).scalar_one_or_none()
+            if step is not None:
+                step.status = StepStatus.pending
+                step.dispatches -= 1
+                record(session, request.job_id, "unsent", step=step.step, detail="broker unavailable")
 
     def handle_event(self, event: StepEvent) -> None:
         """Apply one step event (idempotent) and send what became runnable."""

@@ -9,6 +9,7 @@ it learns everything from environment variables, like a container would.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -17,26 +18,37 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import AliasChoices
+
 from medgate_common.errors import TransientError
 from medgate_common.schemas.workflow import ALL_QUEUES
 from medgate_gateway.settings import GatewaySettings
 
 
 def settings_env(settings: GatewaySettings, base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment that makes another process see the same gateway, broker and storage."""
+    """The environment that makes another process build the same settings.
+
+    Every field set explicitly is written under its variable (``MEDGATE_GW_<NAME>``, or the
+    shared ``MEDGATE_<NAME>``), and the database, storage and broker are written resolved,
+    so a child never derives a different default from its own home directory.
+    """
     env = dict(os.environ if base is None else base)
+    fields = type(settings).model_fields
+    for name in settings.model_fields_set:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        alias = fields[name].validation_alias
+        key = alias.choices[0] if isinstance(alias, AliasChoices) else f"MEDGATE_GW_{name.upper()}"
+        env[str(key)] = json.dumps(value) if isinstance(value, dict | list | bool) else str(value)
     env.update(
         {
             "MEDGATE_HOME": str(settings.home),
             "MEDGATE_STORAGE_URI": settings.resolved_storage_uri(),
             "MEDGATE_BROKER_URL": settings.resolved_broker_url(),
-            "MEDGATE_BROKER_VISIBILITY_TIMEOUT": str(settings.broker_visibility_timeout),
             "MEDGATE_GW_DATABASE_URL": settings.resolved_database_url(),
-            "MEDGATE_LOG_LEVEL": settings.log_level,
         }
     )
-    if settings.routing_rules is not None:
-        env["MEDGATE_GW_ROUTING_RULES"] = str(settings.routing_rules)
     return env
 
 
@@ -84,12 +96,19 @@ class WorkerProcess:
 
     def start(self, timeout: float = 90.0) -> None:
         """Start the worker and return once it consumes from its queues."""
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.ready_file.unlink(missing_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
                 self.command(), env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         while not self.ready_file.exists():
             if self.process.poll() is not None:

@@ -138,6 +138,8 @@ def step_task(app: Celery, spec: StepSpec) -> Callable[[StepFunction], Task]:
 
         run.__name__ = fn.__name__
         run.__doc__ = fn.__doc__
+        if spec.step.task in app.tasks:  # a later registration replaces the earlier one
+            app.tasks.unregister(spec.step.task)
         task: Task = app.task(
             run,
             name=spec.step.task,

@@ -1,0 +1,160 @@
+"""Helpers for the workflow tests: tiny studies, a private Redis, waiting for jobs."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import psycopg
+import redis
+from gateway_fixtures import modified, sample_path
+from pydicom.uid import generate_uid
+from sqlalchemy import select
+
+from medgate_common.schemas import JobState
+from medgate_common.schemas.workflow import StepRequest
+from medgate_gateway.bench.orthanc import free_port
+from medgate_gateway.context import GatewayContext
+from medgate_gateway.db.orm import Job, Study
+from medgate_gateway.ingest.ingestor import Source
+from medgate_gateway.workflow.views import job_state
+
+T = TypeVar("T")
+
+
+class RecordingDispatcher:
+    """Stands in for the broker where a test is about the state machine, not the transport."""
+
+    def __init__(self) -> None:
+        self.sent: list[StepRequest] = []
+        self.failures = 0
+
+    def send(self, request: StepRequest) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("broker away")
+        self.sent.append(request)
+
+    def take(self) -> list[StepRequest]:
+        sent, self.sent = self.sent, []
+        return sent
+
+
+def ingest_study(context: GatewayContext, *, description: str = "Axial 3mm", instances: int = 2) -> str:
+    """A small CT study (real pydicom sample pixels) under fresh UIDs; returns its UID."""
+    study, series = generate_uid(), generate_uid()
+    source = sample_path("explicit")
+    for number in range(1, instances + 1):
+        data = modified(
+            source,
+            StudyInstanceUID=study,
+            SeriesInstanceUID=series,
+            SOPInstanceUID=generate_uid(),
+            InstanceNumber=number,
+            SeriesDescription=description,
+        )
+        context.ingestor.ingest(data, Source(transport="stow", actor="test"))
+    return study
+
+
+def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.1) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def jobs_for(context: GatewayContext, study_uids: Iterable[str]) -> list[JobState]:
+    with context.db.read() as session:
+        jobs = session.scalars(select(Job).join(Study).where(Study.study_uid.in_(list(study_uids)))).all()
+        return [job_state(session, job) for job in jobs]
+
+
+def wait_terminal(context: GatewayContext, study_uids: list[str], timeout: float) -> list[JobState]:
+    def done() -> list[JobState] | None:
+        jobs = jobs_for(context, study_uids)
+        return jobs if len(jobs) >= len(study_uids) and all(j.status.terminal for j in jobs) else None
+
+    return wait_for(done, timeout, f"{len(study_uids)} job(s) to end")
+
+
+class RedisServer:
+    """A private redis-server on a free port, without persistence, that a test may restart."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        cmd = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        cmd += ["--dir", str(self.workdir)]
+        self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        client = redis.Redis.from_url(self.url)
+        wait_for(lambda: _pings(client), 10, "redis-server to answer")
+        client.close()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def queued(self, queue: str) -> int:
+        client = redis.Redis.from_url(self.url)
+        try:
+            return int(client.llen(queue))
+        finally:
+            client.close()
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+PG_ADMIN = os.environ.get("MEDGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@contextmanager
+def pg_database() -> Iterator[str]:
+    """A throw-away PostgreSQL database on the test server, dropped afterwards."""
+    name = f"mg_{secrets.token_hex(5)}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def executions(log: Path) -> list[dict[str, object]]:
+    """What the workload steps ran, one entry per execution (see bench.workload)."""
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]

@@ -1,0 +1,128 @@
+"""The embedded mode with real processes: ``medgate up``, and its worker dying mid-task.
+
+SQLite database, SQLite broker (kombu's SQLAlchemy transport), one worker process for every
+queue: no server. The worker-kill test runs the benchmark's calibrated workload steps,
+because the real model services are not built yet.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from gateway_fixtures import sample_path
+from pynetdicom import AE
+from workflow_support import executions, ingest_study, wait_for, wait_terminal
+
+from medgate_common.schemas import JobStatus
+from medgate_gateway.bench.orthanc import free_port
+from medgate_gateway.bench.stack import WORKLOAD
+from medgate_gateway.embedded import EmbeddedStack
+from medgate_gateway.settings import GatewaySettings
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[EmbeddedStack]:
+    settings = GatewaySettings(
+        home=tmp_path / "home",
+        dicom_host="127.0.0.1",
+        dicom_port=0,
+        stable_seconds=0.3,
+        sweep_interval_seconds=0.2,
+        watchdog_interval_seconds=0.5,
+    )
+    extra = {"MEDGATE_WORKLOAD_LOG": str(tmp_path / "runs.jsonl"), "MEDGATE_WORKLOAD_SECONDS_SEGMENTATION": "3"}
+    embedded = EmbeddedStack(settings, http=False, extra_tasks=(WORKLOAD,), extra_env=extra, supervise_interval=0.2)
+    embedded.start()
+    yield embedded
+    embedded.stop()
+
+
+def test_the_embedded_worker_killed_mid_task_is_replaced_and_the_job_finishes_once(
+    stack: EmbeddedStack, tmp_path: Path
+) -> None:
+    assert stack.context is not None and stack.worker is not None
+    assert stack.settings.resolved_broker_url().startswith("mgsqla+sqlite:///")
+    study = ingest_study(stack.context)
+    log = tmp_path / "runs.jsonl"
+    wait_for(lambda: [e for e in executions(log) if e["step"] == "segmentation"], 30, "segmentation to start")
+    old_pid = stack.worker.pid
+    stack.worker.kill()
+    [job] = wait_terminal(stack.context, [study], 90)
+    assert job.status is JobStatus.review_ready
+    assert stack.worker.pid != old_pid and stack.worker.restarts == 1
+    runs = [e for e in executions(log) if e["step"] == "segmentation"]
+    assert len(runs) == 2  # once killed, once on the new worker
+    [seg] = [s for s in job.steps if s.name == "segmentation"]
+    assert seg.dispatches == 2 and seg.duplicates == 0
+
+
+def medgate_cmd() -> str:
+    exe = shutil.which("medgate")
+    assert exe, "medgate is not on PATH; run scripts/setup.sh"
+    return exe
+
+
+def test_medgate_up_runs_everything_without_a_server(tmp_path: Path) -> None:
+    http_port, dicom_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "MEDGATE_HOME": str(tmp_path / "home"),
+        "MEDGATE_GW_HTTP_PORT": str(http_port),
+        "MEDGATE_GW_DICOM_PORT": str(dicom_port),
+        "MEDGATE_GW_DICOM_HOST": "127.0.0.1",
+        "MEDGATE_GW_STABLE_SECONDS": "0.5",
+        "MEDGATE_GW_SWEEP_INTERVAL_SECONDS": "0.2",
+        "MEDGATE_NEW_PASSWORD": "tech-password-123",
+    }
+    added = subprocess.run(
+        [medgate_cmd(), "gateway", "user", "add", "tech", "--role", "technologist", "--api-key"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    key = added.stdout.strip().split()[-1]
+    proc = subprocess.Popen([medgate_cmd(), "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{http_port}"
+        wait_for(lambda: _healthy(base), 90, "medgate up to serve HTTP")
+        ae = AE(ae_title="MODALITY")
+        ae.add_requested_context("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.1.2.1")
+        assoc = ae.associate("127.0.0.1", dicom_port, ae_title="MEDGATE")
+        assert assoc.is_established
+        import pydicom
+
+        ds = pydicom.dcmread(sample_path("explicit"))
+        assert assoc.send_c_store(ds).Status == 0
+        assoc.release()
+        headers = {"Authorization": f"Bearer {key}"}
+
+        def finished() -> list[dict[str, object]] | None:
+            jobs = httpx.get(base + "/api/v1/jobs", headers=headers).json()
+            return jobs if jobs and jobs[0]["status"] == "review_ready" else None
+
+        [job] = wait_for(finished, 60, "the job to finish")
+        assert job["study_instance_uid"] == str(ds.StudyInstanceUID)
+        assert [s["status"] for s in job["steps"]] == ["not_installed"] * 3 + ["done"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, output
+    assert "MedGate is up" in output and "mgsqla+sqlite" in output
+
+
+def _healthy(base: str) -> bool:
+    try:
+        return httpx.get(base + "/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
