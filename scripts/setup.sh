@@ -10,8 +10,9 @@ PYTHON="${MEDGATE_PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 
 # Debian packages used by tests and tools (Orthanc as the PACS peer, dcmtk's SCU/SCP tools,
-# dicom3tools' dciodvfy validator, mricron's real brain MR with atlases).
-APT_PACKAGES=(orthanc orthanc-dicomweb dcmtk dicom3tools mricron-data)
+# dicom3tools' dciodvfy validator, mricron's real brain MR with atlases, redis-server for the
+# workflow tests and the pipeline benchmark, which start private servers).
+APT_PACKAGES=(orthanc orthanc-dicomweb dcmtk dicom3tools mricron-data redis-server)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
-import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -14,14 +12,12 @@ from pathlib import Path
 from typing import TypeVar
 
 import psycopg
-import redis
 from gateway_fixtures import modified, sample_path
 from pydicom.uid import generate_uid
 from sqlalchemy import select
 
 from medgate_common.schemas import JobState
 from medgate_common.schemas.workflow import StepRequest
-from medgate_gateway.bench.orthanc import free_port
 from medgate_gateway.context import GatewayContext
 from medgate_gateway.db.orm import Job, Study
 from medgate_gateway.ingest.ingestor import Source
@@ -88,53 +84,6 @@ def wait_terminal(context: GatewayContext, study_uids: list[str], timeout: float
         return jobs if len(jobs) >= len(study_uids) and all(j.status.terminal for j in jobs) else None
 
     return wait_for(done, timeout, f"{len(study_uids)} job(s) to end")
-
-
-class RedisServer:
-    """A private redis-server on a free port, without persistence, that a test may restart."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        cmd = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        cmd += ["--dir", str(self.workdir)]
-        self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        client = redis.Redis.from_url(self.url)
-        wait_for(lambda: _pings(client), 10, "redis-server to answer")
-        client.close()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
-            self.process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def queued(self, queue: str) -> int:
-        client = redis.Redis.from_url(self.url)
-        try:
-            return int(client.llen(queue))
-        finally:
-            client.close()
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
 
 
 PG_ADMIN = os.environ.get("MEDGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -9,17 +9,21 @@ workflow fault tests kill and restart its parts.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
+import redis
 
 from medgate_common.errors import TransientError
 from medgate_common.schemas.workflow import GATEWAY_QUEUE
+from medgate_gateway.bench.orthanc import free_port
 from medgate_gateway.db.migrate import migrate
 from medgate_gateway.settings import GatewaySettings
 from medgate_gateway.workflow.processes import WorkerProcess, settings_env
@@ -110,3 +114,55 @@ class DistributedStack:
         self.stop_gateway()
         for worker in self.workers.values():
             worker.stop()
+
+
+class RedisServer:
+    """A private redis-server on a free port, without persistence (the benchmark's broker;
+    the fault tests restart it)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> None:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        cmd = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        cmd += ["--dir", str(self.workdir)]
+        self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)  # noqa: S603
+        deadline = time.monotonic() + timeout
+        while not self._pings():
+            if time.monotonic() > deadline:
+                raise TransientError("redis-server did not answer in time")
+            time.sleep(0.05)
+
+    def _pings(self) -> bool:
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+        try:
+            return bool(client.ping())
+        except redis.ConnectionError:
+            return False
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def queued(self, queue: str) -> int:
+        client = redis.Redis.from_url(self.url)
+        try:
+            return int(client.llen(queue))
+        finally:
+            client.close()

@@ -15,7 +15,7 @@ from celery import Celery, Task
 from sqlalchemy.exc import DBAPIError
 
 from medgate_common.errors import TransientError
-from medgate_common.schemas.workflow import EVENT_TASK, GATEWAY_QUEUE, StepEvent, StepName, StepRequest, StepResult
+from medgate_common.schemas.workflow import EVENT_TASK, StepEvent, StepName, StepRequest, StepResult
 from medgate_common.tasking import StepSpec, step_task
 from medgate_gateway.context import GatewayContext
 from medgate_gateway.settings import GatewaySettings
@@ -60,7 +60,6 @@ def register(app: Celery) -> None:
         step_event,
         name=EVENT_TASK,
         bind=True,
-        queue=GATEWAY_QUEUE,
         acks_late=True,
         reject_on_worker_lost=True,
         max_retries=12,

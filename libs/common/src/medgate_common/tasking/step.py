@@ -136,7 +136,8 @@ def step_task(app: Celery, spec: StepSpec) -> Callable[[StepFunction], Task]:
                 ),
             )
 
-        run.__name__ = fn.__name__
+        # Celery compiles a signature check named after the function: it must be an identifier.
+        run.__name__ = fn.__name__ if fn.__name__.isidentifier() else f"{spec.step.value}_step"
         run.__doc__ = fn.__doc__
         if spec.step.task in app.tasks:  # a later registration replaces the earlier one
             app.tasks.unregister(spec.step.task)
@@ -144,7 +145,6 @@ def step_task(app: Celery, spec: StepSpec) -> Callable[[StepFunction], Task]:
             run,
             name=spec.step.task,
             bind=True,
-            queue=spec.step.queue,
             acks_late=True,
             reject_on_worker_lost=True,
             time_limit=spec.time_limit,
