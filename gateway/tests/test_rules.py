@@ -342,8 +342,9 @@ def invoke(args: list[str], home: Path, **env: str) -> tuple[int, str, BaseExcep
     result = runner.invoke(
         cli(), ["workflow", "plan", *args], env={"MEDGATE_HOME": str(home), "MEDGATE_GW_ROUTING_RULES": None, **env}
     )
-    # JSON goes to stdout alone; warnings a library prints to stderr must not break parsing.
-    return result.exit_code, result.stdout if "--json" in args else result.output, result.exception
+    # What the command prints goes to stdout; warnings a library prints to stderr must not
+    # break parsing. Errors are on stderr, so a failure returns both.
+    return result.exit_code, result.stdout if result.exit_code == 0 else result.output, result.exception
 
 
 def test_read_dicom_series_groups_files_and_skips_what_is_not_dicom(tiny_study: tuple[Path, dict[str, str]]) -> None:
