@@ -126,3 +126,62 @@ def _healthy(base: str) -> bool:
         return httpx.get(base + "/healthz", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_a_service_worker_consumes_only_its_own_queue(tmp_path: Path) -> None:
+    """``medgate iqa worker`` answers iqa steps (not installed yet) and leaves other queues alone."""
+    import datetime as dt
+
+    from medgate_common.schemas import StudyRef
+    from medgate_common.schemas.workflow import StepEvent, StepEventKind, StepName, StepRequest
+    from medgate_common.settings import MedgateSettings
+    from medgate_common.tasking import make_celery
+
+    home = tmp_path / "home"
+    env = {**os.environ, "MEDGATE_HOME": str(home)}
+    ready = tmp_path / "iqa.ready"
+    worker = subprocess.Popen(
+        [medgate_cmd(), "iqa", "worker", "--ready-file", str(ready)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    app = make_celery(MedgateSettings(home=home))
+    try:
+        wait_for(ready.exists, 90, "medgate iqa worker to consume")
+        for step in (StepName.iqa, StepName.segmentation):
+            request = StepRequest(
+                job_id=f"job-{step.value}",
+                step=step,
+                run=1,
+                dispatch=1,
+                study=StudyRef(study_instance_uid="1.2.3"),
+                output_prefix="file:///tmp/x",
+            )
+            app.send_task(step.task, args=[request.model_dump(mode="json")], queue=step.queue)
+        events: list[StepEvent] = []
+
+        def final_event() -> bool:
+            with app.connection_for_read() as conn, conn.SimpleQueue("gateway") as queue:
+                while True:
+                    try:
+                        message = queue.get(timeout=0.2)
+                    except queue.Empty:
+                        break
+                    events.append(StepEvent.model_validate(message.decode()[0][0]))
+                    message.ack()
+            return any(e.kind.final for e in events)
+
+        wait_for(final_event, 60, "the iqa step's answer")
+        assert {(e.job_id, e.kind) for e in events} == {
+            ("job-iqa", StepEventKind.started),
+            ("job-iqa", StepEventKind.not_installed),
+        }
+        assert all(e.at <= dt.datetime.now(dt.UTC) for e in events)
+        with app.connection_for_read() as conn, conn.SimpleQueue("segmentation") as queue:
+            assert queue.qsize() == 1  # still waiting for the segmentation service's own worker
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(30)
+        app.close()
