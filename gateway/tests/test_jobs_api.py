@@ -115,7 +115,7 @@ def test_a_complete_study_can_be_run_again(
     assert unknown.status_code == 404
 
 
-def read_events(url: str, headers: dict[str, str], out: list[dict[str, object]]) -> None:
+def read_events(url: str, headers: dict[str, str], out: list[dict[str, object]], limit: int = 0) -> None:
     with httpx.stream("GET", url, headers=headers, timeout=30) as resp:
         assert resp.headers["content-type"].startswith("text/event-stream")
         event: dict[str, object] = {}
@@ -127,6 +127,8 @@ def read_events(url: str, headers: dict[str, str], out: list[dict[str, object]])
             elif not line and "data" in event:
                 out.append(event)
                 event = {}
+                if limit and len(out) >= limit:
+                    return
 
 
 def test_the_event_stream_follows_a_job_to_its_end_and_resumes(
@@ -155,3 +157,24 @@ def test_the_event_stream_follows_a_job_to_its_end_and_resumes(
     headers = {**credentials.radiologist, "Last-Event-ID": str(ids[-3])}
     read_events(url, headers, resumed)
     assert [int(e["id"]) for e in resumed] == ids[-2:]  # type: ignore[call-overload]
+
+
+def test_the_unfiltered_stream_is_live_and_an_unknown_job_is_404(
+    live_server: str, credentials: Credentials, context: GatewayContext, dispatcher: RecordingDispatcher
+) -> None:
+    _, iqa = new_job(context, dispatcher)  # its history exists before anyone listens
+    missing = httpx.get(live_server + "/api/v1/jobs/events?job_id=nope", headers=credentials.radiologist)
+    assert missing.status_code == 404
+    seen: list[dict[str, object]] = []
+    reader = threading.Thread(
+        target=read_events, args=(live_server + "/api/v1/jobs/events", credentials.radiologist, seen, 1)
+    )
+    reader.start()
+    import time
+
+    time.sleep(1.0)  # the stream has started and found where "now" is
+    apply(context, iqa, StepEventKind.started, worker="w:1")
+    reader.join(timeout=30)
+    assert not reader.is_alive()
+    [first] = seen
+    assert first["data"]["step"] == "iqa" and first["data"]["status"] == "running"  # type: ignore[index]

@@ -85,7 +85,7 @@ def test_a_ready_study_gets_one_job_that_sends_the_quality_gate_first(
     [series] = iqa.study.series
     assert series.modality == "CT" and series.instance_count == 2 and len(series.instance_uris) == 2
     assert all(uri.startswith("file://") for uri in series.instance_uris)
-    assert iqa.output_prefix.endswith(f"/jobs/{iqa.job_id}/run1/iqa")
+    assert iqa.output_prefix.endswith(f"/jobs/{iqa.job_id}/run1/iqa/d1")  # one folder per copy sent
     assert steps(wf, iqa.job_id) == {
         "iqa": StepStatus.queued,
         "segmentation": StepStatus.pending,
@@ -269,11 +269,21 @@ def test_the_watchdog_recovers_what_fell_between_database_and_broker(
 ) -> None:
     assert wf.watchdog is not None and wf.workflow is not None
     # 1. claimed ready, but the gateway died before the job was written
+    old = ingest_study(wf)  # ready two days ago, before the workflow was switched on: left alone
+    with wf.db.write() as session:
+        two_days = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
+        session.execute(Study.__table__.update().values(state="ready", ready_count=1, ready_at=two_days))
     study = ingest_study(wf)
     with wf.db.write() as session:
-        session.execute(Study.__table__.update().values(state="ready", ready_count=1))
+        session.execute(
+            Study.__table__.update()
+            .where(Study.study_uid == study)
+            .values(state="ready", ready_count=1, ready_at=dt.datetime.now(dt.UTC))
+        )
     report = wf.watchdog.tick()
     assert report.jobs_recovered == 1
+    assert wf.watchdog.tick().jobs_recovered == 0
+    assert old != study
     [iqa] = dispatcher.take()
     assert iqa.study.study_instance_uid == study
     assert state(wf, iqa.job_id).trigger == "recovered"
@@ -334,3 +344,40 @@ def test_reprocess_starts_a_new_job_for_a_complete_study(wf: GatewayContext, dis
     assert iqa.job_id == second
     with pytest.raises(NotFoundError):
         wf.workflow.reprocess(generate_uid())
+
+
+def test_a_malformed_event_or_result_fails_the_step_instead_of_vanishing(
+    wf: GatewayContext, dispatcher: RecordingDispatcher
+) -> None:
+    assert wf.workflow is not None
+    start_job(wf, dispatcher)
+    [iqa] = dispatcher.take()
+    # the quality gate answers something that is not a StudyQualityReport
+    finish(wf, iqa, result={"verdict": "splendid"})
+    first = state(wf, iqa.job_id)
+    assert first.status is JobStatus.failed and first.error_code == "bad_result"
+    assert dispatcher.take() == []
+    # a second job: an event from a service speaking another version of the contract
+    study = ingest_study(wf)
+    wf.tracker.mark_complete(study)
+    [iqa2] = dispatcher.take()
+    payload = event(iqa2, StepEventKind.done).model_dump(mode="json") | {"confidence_interval": [0, 1]}
+    wf.workflow.reject_event(payload, "extra field")
+    second = state(wf, iqa2.job_id)
+    assert second.status is JobStatus.failed and second.error_code == "bad_event"
+
+
+def test_a_long_backlog_is_not_mistaken_for_lost_messages(wf: GatewayContext, dispatcher: RecordingDispatcher) -> None:
+    """The queued timeout re-sends only while the step's queue is empty (embedded broker here)."""
+    from medgate_common.tasking import make_celery
+
+    assert wf.watchdog is not None
+    start_job(wf, dispatcher)
+    [iqa] = dispatcher.take()
+    celery = make_celery(wf.settings)
+    celery.send_task("iqa.assess", args=[iqa.model_dump(mode="json")], queue="iqa")  # the backlog
+    celery.close()
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=wf.settings.step_queued_timeout_seconds + 5)
+    assert wf.watchdog.probe.queue_length("iqa") == 1
+    assert wf.watchdog.tick(later).redispatched == 0
+    assert dispatcher.take() == []

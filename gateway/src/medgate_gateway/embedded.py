@@ -69,6 +69,10 @@ class EmbeddedStack:
             self.server = uvicorn.Server(config)
             self._spawn(self.server.run, "medgate-http")
         context.start_background()
+        if settings.resolved_broker_url().startswith("mgsqla+") and context.watchdog is not None:
+            # A worker of an earlier run that died took the messages it had consumed with
+            # it (this broker never redelivers them): send those steps again.
+            context.watchdog.redispatch_active("startup")
         self._spawn(self._supervise, "medgate-supervisor")
 
     @property
@@ -83,7 +87,7 @@ class EmbeddedStack:
     def _supervise(self) -> None:
         while not self._stop.wait(self.supervise_interval):
             worker = self.worker
-            if worker is None or worker.alive():
+            if worker is None or worker.alive() or self._stop.is_set():
                 continue
             log.error("the workflow worker died; starting a new one", extra={"log": str(worker.log_path)})
             try:
@@ -102,6 +106,9 @@ class EmbeddedStack:
             self.dicom.stop()
         if self.context is not None:
             self.context.stop_background()
+        for thread in self._threads:  # the supervisor first: no restart may follow the stop
+            if thread.name == "medgate-supervisor":
+                thread.join(timeout=120)
         if self.worker is not None:
             self.worker.stop()
         for thread in self._threads:

@@ -51,7 +51,9 @@ class GatewaySettings(MedgateSettings):
         default=1200.0, gt=0, description="A step running longer than this is presumed lost with its worker"
     )
     step_queued_timeout_seconds: float = Field(
-        default=3600.0, gt=0, description="A step waiting in its queue longer than this is sent again"
+        default=600.0,
+        gt=0,
+        description="A step queued longer than this is sent again, but only while its queue is empty",
     )
     step_max_dispatches: int = Field(default=5, ge=1, description="Sends of one step before the job fails")
 

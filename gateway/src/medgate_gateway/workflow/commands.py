@@ -63,7 +63,11 @@ def up(
 
     settings = GatewaySettings()
     stack = EmbeddedStack(settings, concurrency=concurrency, http=http)
-    stack.start()
+    try:
+        stack.start()
+    except BaseException:
+        stack.stop()  # a half-started stack must not leave its worker running
+        raise
     assert stack.worker is not None
     typer.echo(f"MedGate is up (home {settings.home})")
     typer.echo(f"  DICOM   {settings.ae_title} @ {settings.dicom_host}:{stack.dicom_port}")

@@ -80,5 +80,7 @@ def build_request(session: Session, job: Job, step: JobStep, storage: LocalStora
             calling_ae=study.last_calling_ae or None,
             patient_key=f"p{study.patient_fk}",
         ),
-        output_prefix=storage.uri_for(f"jobs/{job.id}/run{job.run}/{step.step}"),
+        # one folder per copy sent: a redelivered or re-sent copy never overwrites the files
+        # of the copy whose result the gateway kept
+        output_prefix=storage.uri_for(f"jobs/{job.id}/run{job.run}/{step.step}/d{step.dispatches}"),
     )

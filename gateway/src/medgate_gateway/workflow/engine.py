@@ -186,15 +186,15 @@ class WorkflowEngine:
 
     def _unclaim(self, request: StepRequest) -> None:
         with self.db.write() as session:
-            step = session.execute(
-                select(JobStep).where(
-                    JobStep.job_fk == request.job_id,
-                    JobStep.step == request.step.value,
-                    JobStep.status == StepStatus.queued,
-                    JobStep.dispatches == request.dispatch,
-                )
-            ).scalar_one_or_none()
-            if step is not None:
+            job = lock_job(session, request.job_id)
+            step = next((s for s in job.steps if s.step == request.step.value), None) if job else None
+            if (
+                job is not None
+                and step is not None
+                and job.run == request.run
+                and step.status == StepStatus.queued
+                and step.dispatches == request.dispatch
+            ):
                 step.status = StepStatus.pending
                 step.dispatches -= 1
                 record(session, request.job_id, "unsent", step=step.step, detail="broker unavailable")
@@ -219,13 +219,29 @@ class WorkflowEngine:
             requests = self.claim_runnable(session, job)
         self.send(requests)
 
+    def reject_event(self, payload: dict[str, object], error: str) -> None:
+        """An event that does not parse: fail its step (if it names one) instead of dropping it."""
+        job_id, step_name = str(payload.get("job_id", "")), str(payload.get("step", ""))
+        log.error("malformed step event", extra={"job_id": job_id, "step": step_name})
+        with self.db.write() as session:
+            job = lock_job(session, job_id)
+            step = next((s for s in job.steps if s.step == step_name), None) if job else None
+            if job is None or step is None or step.status in ENDED or payload.get("run") != job.run:
+                return
+            step.status = StepStatus.failed
+            step.error_code = "bad_event"
+            step.error_detail = error[:2000]
+            record(session, job.id, StepStatus.failed, step=step.step, detail="bad_event")
+            if job.state in ACTIVE_JOB:
+                self.finish(session, job, JobStatus.failed, code="bad_event", detail=step.step)
+
     def _started(self, session: Session, job: Job, step: JobStep, event: StepEvent) -> None:
-        if step.status in ENDED:
-            return
+        if step.status in ENDED or event.dispatch < step.dispatches:
+            return  # over, or an older copy (a newer one was sent since); its result still counts
         if step.status != StepStatus.running or event.attempt > step.attempts:
             record(session, job.id, StepStatus.running, step=step.step, detail=f"attempt {event.attempt}")
         step.status = StepStatus.running
-        step.started_at = event.at
+        step.started_at = utcnow()  # the gateway's clock: the watchdog compares against it
         step.worker = event.worker[:128]
         step.attempts = max(step.attempts, event.attempt)
         if job.state == JobStatus.queued:
@@ -236,7 +252,7 @@ class WorkflowEngine:
         status = _FINAL_STATUS[event.kind]
         metrics.STEP_EVENTS.labels(step.step, event.kind.value).inc()
         step.status = status
-        step.finished_at = event.at
+        step.finished_at = utcnow()
         step.duration_s = event.duration_s
         step.worker = event.worker[:128] or step.worker
         step.model = event.model.model_dump(mode="json") if event.model else None
@@ -253,6 +269,15 @@ class WorkflowEngine:
         if status is StepStatus.failed:
             self.finish(session, job, JobStatus.failed, code=event.error_code or "step_error", detail=step.step)
         elif event.step is StepName.iqa:
+            try:
+                gate_report(step)
+            except ValueError as exc:  # pydantic's ValidationError: not a StudyQualityReport
+                step.status = StepStatus.failed
+                step.error_code = "bad_result"
+                step.error_detail = str(exc)[:2000]
+                record(session, job.id, StepStatus.failed, step=step.step, detail="bad_result")
+                self.finish(session, job, JobStatus.failed, code="bad_result", detail=step.step)
+                return
             self._apply_gate(session, job, step)
         elif event.step is StepName.assemble:
             self._finish_assembled(session, job)

@@ -131,7 +131,10 @@ class WorkerProcess:
         if self.process is None:
             return
         if self.process.poll() is None:
-            self._signal(signal.SIGTERM)
+            # Only the main process: it lets its pool finish the current tasks (warm
+            # shutdown). A SIGTERM to the whole group would kill the pool processes at once.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 from celery import Celery, Task
+from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
 from medgate_common.errors import TransientError
@@ -48,12 +49,16 @@ def register(app: Celery) -> None:
     gateway = WorkerGateway(app)
 
     def step_event(task: Task, payload: dict[str, Any]) -> None:
-        event = StepEvent.model_validate(payload)
         engine = gateway.context().workflow
         assert engine is not None
         try:
+            try:
+                event = StepEvent.model_validate(payload)
+            except ValidationError as exc:  # a service speaking another version of the contract
+                engine.reject_event(payload, str(exc))
+                return
             engine.handle_event(event)
-        except (DBAPIError, TransientError) as exc:  # database busy or away: apply it later
+        except (DBAPIError, TransientError) as exc:  # database busy or away: apply it later, however late
             raise task.retry(exc=exc, countdown=min(30.0, 0.5 * 2**task.request.retries)) from exc
 
     app.task(
@@ -62,7 +67,7 @@ def register(app: Celery) -> None:
         bind=True,
         acks_late=True,
         reject_on_worker_lost=True,
-        max_retries=12,
+        max_retries=None,
         ignore_result=True,
     )
 

@@ -13,19 +13,22 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
+from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from medgate_common.errors import ConfigError, NotFoundError
-from medgate_common.schemas import JobState, JobStatus
+from medgate_common.schemas import JobState, JobStatus, JobUpdate
 from medgate_gateway.api.audit import audit
 from medgate_gateway.api.deps import ContextDep, JobsManagerDep, ReaderDep
 from medgate_gateway.context import GatewayContext
+from medgate_gateway.db.orm import Job, JobEvent
 from medgate_gateway.workflow.views import list_jobs, load_job, updates_after
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
 STATES = "^(" + "|".join(s.value for s in JobStatus) + ")$"
 POLL_SECONDS = 0.25
+REREAD_WINDOW = 100
 KEEPALIVE_SECONDS = 15.0
 
 
@@ -57,8 +60,22 @@ async def job_events(
     until_done: bool = Query(False, description="With job_id: close once the job reaches a final state"),
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
-    """``text/event-stream`` of job transitions; each event's data is a JobUpdate."""
-    start = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
+    """``text/event-stream`` of job transitions; each event's data is a JobUpdate.
+
+    With ``job_id`` the stream starts at the job's first event; without it, at the next
+    event of any job (live), unless ``after`` or ``Last-Event-ID`` says where to resume.
+    """
+    resume = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
+
+    def start_at() -> int:
+        with context.db.read() as session:
+            if job_id is not None and session.get(Job, job_id) is None:
+                raise NotFoundError("no such job")
+            if resume or job_id is not None:
+                return resume
+            return int(session.scalar(select(func.max(JobEvent.id))) or 0)
+
+    start = await run_in_threadpool(start_at)
     await audit(context, principal, "job.events", resource_type="job", resource_uid=job_id or "")
     return StreamingResponse(
         _stream(request, context, start, job_id, until_done and job_id is not None),
@@ -72,20 +89,22 @@ async def _stream(
 ) -> AsyncIterator[str]:
     final = {s.value for s in JobStatus if s.terminal}
     idle = 0.0
+    # On PostgreSQL ids are handed out in insert order but become visible in commit order:
+    # id 101 may be readable before id 100. So each poll re-reads a window below the highest
+    # id sent and sends what it has not sent yet.
+    floor, cursor, sent = after, after, set[int]()
     yield "retry: 2000\n\n"
     while not await request.is_disconnected():
-
-        def fetch(last: int = after) -> list:  # type: ignore[type-arg]
-            with context.db.read() as session:
-                return updates_after(session, last, job_id=job_id)
-
-        updates = await run_in_threadpool(fetch)
-        for update in updates:
-            after = update.event_id
+        updates = await run_in_threadpool(_fetch, context, max(floor, cursor - REREAD_WINDOW), job_id)
+        fresh = [u for u in updates if u.event_id not in sent]
+        for update in fresh:
+            sent.add(update.event_id)
+            cursor = max(cursor, update.event_id)
             yield f"id: {update.event_id}\nevent: job\ndata: {update.model_dump_json()}\n\n"
             if until_done and not update.step and update.status in final:
                 return
-        if updates:
+        sent = {i for i in sent if i > cursor - REREAD_WINDOW}
+        if fresh:
             idle = 0.0
             continue
         await asyncio.sleep(POLL_SECONDS)
@@ -93,6 +112,11 @@ async def _stream(
         if idle >= KEEPALIVE_SECONDS:
             idle = 0.0
             yield ": keep-alive\n\n"
+
+
+def _fetch(context: GatewayContext, after: int, job_id: str | None) -> list[JobUpdate]:
+    with context.db.read() as session:
+        return updates_after(session, after, job_id=job_id)
 
 
 @router.get("/{job_id}", response_model=JobState)

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery, Task
-from celery.exceptions import Retry, SoftTimeLimitExceeded
+from celery.exceptions import Reject, Retry, SoftTimeLimitExceeded
 
 from medgate_common.errors import MedgateError
 from medgate_common.schemas.workflow import StepEvent, StepEventKind, StepName, StepRequest, StepResult
@@ -84,6 +84,13 @@ def step_task(app: Celery, spec: StepSpec) -> Callable[[StepFunction], Task]:
                     **fields,
                 )
 
+            def report(final: StepEvent) -> None:
+                try:
+                    send_event(task.app, final)
+                except Exception as exc:  # broker away for longer than the publish retries
+                    log.exception("could not report a step", extra={"job_id": request.job_id})
+                    raise Reject(exc, requeue=True) from exc
+
             send_event(task.app, event(StepEventKind.started))
             started = time.perf_counter()
             try:
@@ -91,8 +98,7 @@ def step_task(app: Celery, spec: StepSpec) -> Callable[[StepFunction], Task]:
             except Retry:
                 raise
             except SoftTimeLimitExceeded:
-                send_event(
-                    task.app,
+                report(
                     event(
                         StepEventKind.failed,
                         error_code="step_timeout",
@@ -112,8 +118,7 @@ def step_task(app: Celery, spec: StepSpec) -> Callable[[StepFunction], Task]:
                     raise task.retry(exc=exc, countdown=delay, max_retries=spec.max_retries) from exc
                 log.exception("step failed", extra={"job_id": request.job_id, "step": request.step.value})
                 detail = exc.message if isinstance(exc, MedgateError) else f"{type(exc).__name__}: {exc}"
-                send_event(
-                    task.app,
+                report(
                     event(
                         StepEventKind.failed,
                         error_code=code,
@@ -124,8 +129,7 @@ def step_task(app: Celery, spec: StepSpec) -> Callable[[StepFunction], Task]:
                 return
             duration = time.perf_counter() - started
             kind = StepEventKind.done if outcome.installed else StepEventKind.not_installed
-            send_event(
-                task.app,
+            report(
                 event(
                     kind,
                     duration_s=duration,
@@ -147,6 +151,10 @@ def step_task(app: Celery, spec: StepSpec) -> Callable[[StepFunction], Task]:
             bind=True,
             acks_late=True,
             reject_on_worker_lost=True,
+            # A step that kills its pool process (out of memory, a crash in native code)
+            # comes back as a counted retry, so it cannot loop forever.
+            retry_on_worker_lost=True,
+            default_retry_delay=spec.backoff_s,  # that retry's delay (Celery's default is 3 min)
             time_limit=spec.time_limit,
             soft_time_limit=spec.soft_time_limit,
             max_retries=spec.max_retries,
