@@ -166,3 +166,20 @@ def test_every_package_brings_its_tasks_through_the_entry_point_group() -> None:
         "seg": "medgate_seg.tasks",
         "vlm": "medgate_vlm.tasks",
     }
+
+
+def test_the_embedded_broker_deletes_what_it_hands_out(app: Celery) -> None:
+    """The stock SQLAlchemy transport keeps every consumed row forever; ours does not."""
+    import sqlite3
+
+    for n in range(3):
+        app.send_task("iqa.assess", args=[{"n": n}], queue="iqa")
+    with app.connection_for_read() as conn, conn.SimpleQueue("iqa") as queue:
+        got = [queue.get(timeout=2) for _ in range(2)]
+        for message in got:
+            message.ack()
+    assert [m.decode()[0][0]["n"] for m in got] == [0, 1]  # in order
+    path = app.conf.broker_url.split("sqlite:///", 1)[1]
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT visible, count(*) FROM kombu_message GROUP BY visible").fetchall()
+    assert rows == [(1, 1)]  # only the one nobody took

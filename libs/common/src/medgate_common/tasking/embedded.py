@@ -1,21 +1,31 @@
 """The embedded mode's broker: kombu's SQLAlchemy transport over a SQLite file, tuned.
 
-Two things the stock transport does not do for us: it polls its tables once a second
-(every step would wait up to a second for its worker), and it opens SQLite in rollback
-journal mode with a 5 s lock timeout, where a gateway and a worker writing at once should
-queue rather than fail. This subclass polls every 0.1 s and opens the file in WAL mode
-with a 30 s busy timeout. Its URL scheme is ``medgate-sqla+sqlite:///path``;
+Three things the stock transport does not do for us:
+
+- it polls its tables once a second, so every step would wait up to a second for its
+  worker; this subclass polls every 0.1 s;
+- it opens SQLite in rollback-journal mode with a 5 s lock timeout, where a gateway and a
+  worker writing at once should queue rather than fail; this one uses WAL and a 30 s busy
+  timeout;
+- it marks a consumed message invisible and never deletes it, so the file grows with every
+  message ever sent. This one deletes the row when it hands the message out, as Redis
+  pops a list. Nothing is lost by that: the stock transport never makes such a row visible
+  again either, a warm shutdown puts unacknowledged messages back through ``_put``, and
+  the gateway re-sends what a dead worker took (see the gateway's ``workflow.watchdog``). Its URL scheme is ``medgate-sqla+sqlite:///path``;
 :func:`install` registers the scheme with kombu.
 """
 
 from __future__ import annotations
 
+from queue import Empty
 from typing import Any
 
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport.sqlalchemy import Channel as SqlaChannel
 from kombu.transport.sqlalchemy import Transport as SqlaTransport
-from sqlalchemy import event
+from kombu.utils.encoding import bytes_to_str
+from kombu.utils.json import loads
+from sqlalchemy import event, text
 
 SCHEME = "mgsqla"
 
@@ -29,6 +39,26 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 class Channel(SqlaChannel):
+    def _get(self, queue: Any, timeout: Any = None) -> Any:
+        obj = self._get_or_create(queue)  # type: ignore[no-untyped-call]
+        if self.session.bind.name == "sqlite":
+            self.session.execute(text("BEGIN IMMEDIATE TRANSACTION"))
+        try:
+            msg = (
+                self.session.query(self.message_cls)
+                .filter(self.message_cls.queue_id == obj.id, self.message_cls.visible.is_(True))
+                .order_by(self.message_cls.sent_at, self.message_cls.id)
+                .limit(1)
+                .first()
+            )
+            if msg is None:
+                raise Empty()
+            payload = loads(bytes_to_str(msg.payload))  # type: ignore[no-untyped-call]
+            self.session.delete(msg)
+            return payload
+        finally:
+            self.session.commit()
+
     def _engine_from_config(self) -> Any:
         engine = super()._engine_from_config()  # type: ignore[no-untyped-call]
         if engine.dialect.name == "sqlite":
