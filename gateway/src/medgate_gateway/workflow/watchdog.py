@@ -6,8 +6,8 @@ The job tables are the truth; a message can vanish in ways the broker cannot fix
   job or step was committed but before its message went out;
 - Redis restarted without persistence and forgot its queues (this machine's Redis keeps
   nothing on disk), detected by its ``run_id`` changing;
-- a message sat in a queue far longer than any backlog explains
-  (``step_queued_timeout_seconds``);
+- a step has been queued for ``step_queued_timeout_seconds`` and its queue is empty, so
+  its message is gone (a long backlog is never taken for a loss);
 - a worker died with a step and nobody redelivered it: the embedded broker never does,
   Redis only after its visibility timeout (``step_running_timeout_seconds``).
 
