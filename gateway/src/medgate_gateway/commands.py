@@ -49,6 +49,8 @@ def serve(
         log_level="warning",
         access_log=False,
         timeout_keep_alive=30,
+        # open job-event streams never end by themselves; do not let them hold a shutdown
+        timeout_graceful_shutdown=10,
     )
 
 

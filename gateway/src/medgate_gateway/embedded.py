@@ -64,7 +64,12 @@ class EmbeddedStack:
         if self.http:
             app = create_app(settings, context=context, with_sweeper=False)
             config = uvicorn.Config(
-                app, host=settings.http_host, port=settings.http_port, log_level="warning", access_log=False
+                app,
+                host=settings.http_host,
+                port=settings.http_port,
+                log_level="warning",
+                access_log=False,
+                timeout_graceful_shutdown=10,  # open event streams must not hold the stop
             )
             self.server = uvicorn.Server(config)
             self._spawn(self.server.run, "medgate-http")

@@ -183,3 +183,14 @@ def test_the_embedded_broker_deletes_what_it_hands_out(app: Celery) -> None:
     with sqlite3.connect(path) as db:
         rows = db.execute("SELECT visible, count(*) FROM kombu_message GROUP BY visible").fetchall()
     assert rows == [(1, 1)]  # only the one nobody took
+
+
+def test_a_step_that_may_outlive_the_visibility_timeout_is_reported(tmp_path: Path) -> None:
+    from medgate_common.tasking.worker import check_time_limits
+
+    settings = MedgateSettings(home=tmp_path, broker_url="redis://127.0.0.1:1/0", broker_visibility_timeout=600)
+    celery = make_celery(settings)
+    step_task(celery, StepSpec(StepName.iqa, time_limit=900, soft_time_limit=890))(lambda r: StepResult())
+    step_task(celery, StepSpec(StepName.segmentation, time_limit=300, soft_time_limit=290))(lambda r: StepResult())
+    assert check_time_limits(celery) == ["iqa.assess"]
+    celery.close()

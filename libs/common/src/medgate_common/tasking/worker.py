@@ -57,6 +57,29 @@ def build_worker_app(
     return app
 
 
+def check_time_limits(app: Celery) -> list[str]:
+    """Warn about steps that may run longer than Redis keeps their message invisible.
+
+    Past the visibility timeout Redis hands a running task to a second worker: harmless
+    (the gateway keeps one result) but twice the compute.
+    """
+    options = app.conf.broker_transport_options or {}
+    visibility = options.get("visibility_timeout")
+    if visibility is None:
+        return []
+    too_long = sorted(
+        name
+        for name, task in app.tasks.items()
+        if not name.startswith("celery.") and (getattr(task, "time_limit", None) or 0) >= visibility
+    )
+    for name in too_long:
+        log.warning(
+            "task time limit is not below the broker's visibility timeout",
+            extra={"task": name, "visibility_timeout": visibility},
+        )
+    return too_long
+
+
 def run_worker(
     app: Celery,
     *,
@@ -71,6 +94,7 @@ def run_worker(
     unknown = set(queues) - set(ALL_QUEUES)
     if unknown:
         raise ConfigError(f"unknown queue(s) {sorted(unknown)}; known: {', '.join(ALL_QUEUES)}")
+    check_time_limits(app)
     if ready_file is not None:
         ready_file.unlink(missing_ok=True)
 
