@@ -35,7 +35,7 @@ def stack(tmp_path: Path) -> Iterator[EmbeddedStack]:
         home=tmp_path / "home",
         dicom_host="127.0.0.1",
         dicom_port=0,
-        stable_seconds=0.3,
+        stable_seconds=2.0,  # longer than any gap between two instances of one test study, even under load
         sweep_interval_seconds=0.2,
         watchdog_interval_seconds=0.5,
     )

@@ -59,7 +59,7 @@ def make_env(tmp_path: Path, database_url: str, redis: RedisServer, **workload: 
         broker_url=redis.url,
         broker_visibility_timeout=6,
         http_port=free_port(),
-        stable_seconds=0.3,
+        stable_seconds=2.0,  # longer than any gap between two instances of one test study, even under load
         sweep_interval_seconds=0.2,
         watchdog_interval_seconds=0.5,
         token_secret="t" * 40,
