@@ -6,33 +6,25 @@ throw-away database there and drops it at the end.
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from gateway_fixtures import PASSWORD, Credentials, serve_in_thread
+from workflow_support import PG_ADMIN
 
 from medgate_gateway.auth.credentials import hash_secret, issue_token, new_api_key, split_api_key
+from medgate_gateway.bench.stack import postgres_database
 from medgate_gateway.context import GatewayContext
 from medgate_gateway.db.orm import ApiKey, User
 from medgate_gateway.settings import GatewaySettings
-
-PG_ADMIN = os.environ.get("MEDGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 @pytest.fixture(scope="session")
 def pg_server_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session."""
-    name = f"medgate_test_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN.rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with postgres_database(PG_ADMIN, "medgate_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -42,13 +34,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         return
     server = request.getfixturevalue("pg_server_url")
     # one schema-free database per test: create from the session database's server
-    name = f"mg_{secrets.token_hex(5)}"
-    admin = server.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"{server.rsplit('/', 1)[0]}/{name}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with postgres_database(server.rsplit("/", 1)[0] + "/postgres") as url:
+        yield url
 
 
 @pytest.fixture

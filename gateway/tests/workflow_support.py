@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
-import psycopg
 from gateway_fixtures import modified, sample_path
 from pydicom.uid import generate_uid
 from sqlalchemy import select
@@ -87,19 +84,6 @@ def wait_terminal(context: GatewayContext, study_uids: list[str], timeout: float
 
 
 PG_ADMIN = os.environ.get("MEDGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-@contextmanager
-def pg_database() -> Iterator[str]:
-    """A throw-away PostgreSQL database on the test server, dropped afterwards."""
-    name = f"mg_{secrets.token_hex(5)}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def executions(log: Path) -> list[dict[str, object]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -18,11 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
+from workflow_support import PG_ADMIN
 
 from medgate_common.synth import SynthStudy
 from medgate_gateway.bench.orthanc import Orthanc, free_port, run_orthanc
+from medgate_gateway.bench.stack import postgres_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 MEDGATE = str(Path(sys.executable).with_name("medgate"))
@@ -45,13 +45,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield ""
         return
-    admin = os.environ.get("MEDGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-    name = f"mg_e2e_{secrets.token_hex(4)}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"{admin.rsplit('/', 1)[0]}/{name}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with postgres_database(PG_ADMIN, "mg_e2e") as url:
+        yield url
 
 
 @pytest.fixture

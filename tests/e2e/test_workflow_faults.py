@@ -20,12 +20,12 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import func, select
-from workflow_support import executions, ingest_study, jobs_for, pg_database, wait_for, wait_terminal
+from workflow_support import PG_ADMIN, executions, ingest_study, jobs_for, wait_for, wait_terminal
 
 from medgate_common.schemas import JobStatus, StepStatus
 from medgate_gateway.auth.users import create_api_key, create_user
 from medgate_gateway.bench.orthanc import free_port
-from medgate_gateway.bench.stack import DistributedStack, RedisServer
+from medgate_gateway.bench.stack import DistributedStack, RedisServer, postgres_database
 from medgate_gateway.context import GatewayContext
 from medgate_gateway.db.orm import Result
 from medgate_gateway.settings import GatewaySettings
@@ -83,7 +83,7 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 @pytest.fixture
 def env_factory(tmp_path: Path, redis_server: RedisServer) -> Iterator[object]:
     made: list[Env] = []
-    with pg_database() as url:
+    with postgres_database(PG_ADMIN) as url:
 
         def factory(**workload: str) -> Env:
             env = make_env(tmp_path, url, redis_server, **workload)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import secrets
 import statistics
 import tempfile
 import time
@@ -37,25 +36,11 @@ from sqlalchemy import update
 
 from medgate_common.schemas import JobState, JobStatus
 from medgate_gateway.bench.orthanc import free_port
-from medgate_gateway.bench.stack import DistributedStack, RedisServer
+from medgate_gateway.bench.stack import DistributedStack, RedisServer, postgres_database
 from medgate_gateway.context import GatewayContext
 from medgate_gateway.db.orm import Job, Study
 from medgate_gateway.settings import GatewaySettings
 from medgate_gateway.workflow.views import job_state
-
-
-@contextmanager
-def postgres_database(admin_url: str) -> Iterator[str]:
-    import psycopg
-
-    name = f"medgate_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def make_studies(context: GatewayContext, n: int, instances: int) -> list[str]:
@@ -253,7 +238,7 @@ def _database(pg_admin: str, sqlite: bool, home: Path) -> Iterator[str]:
     if sqlite:
         yield f"sqlite:///{home / 'gateway.db'}"
         return
-    with postgres_database(pg_admin) as url:
+    with postgres_database(pg_admin, "medgate_bench") as url:
         yield url
 
 
