@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import update
 
 from medgate_gateway import metrics
+from medgate_gateway.background import Periodic
 from medgate_gateway.db.engine import Database
 from medgate_gateway.db.orm import Study, utcnow
 
@@ -53,9 +53,7 @@ class StudyTracker:
     def __init__(self, db: Database, on_ready: ReadyHandler = log_ready, *, interval: float = 1.0) -> None:
         self.db = db
         self.on_ready = on_ready
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Periodic(self.sweep, interval, "medgate-study-sweeper")
 
     def sweep(self, now: dt.datetime | None = None) -> list[StudyReady]:
         """Claim every study that has been quiet long enough and hand each to ``on_ready``."""
@@ -98,21 +96,7 @@ class StudyTracker:
         return events
 
     def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="medgate-study-sweeper", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.sweep()
-            except Exception:  # a database hiccup: try again next tick
-                log.exception("study sweep failed")
+        self._loop.stop()

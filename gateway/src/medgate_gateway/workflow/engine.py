@@ -63,6 +63,13 @@ def lock_job(session: Session, job_id: str) -> Job | None:
     return session.execute(select(Job).where(Job.id == job_id).with_for_update()).scalar_one_or_none()
 
 
+def lock_step(session: Session, job_id: str, step_name: str) -> tuple[Job | None, JobStep | None]:
+    """The job row locked (see :func:`lock_job`) and its step of that name, if both exist."""
+    job = lock_job(session, job_id)
+    step = next((s for s in job.steps if s.step == step_name), None) if job is not None else None
+    return job, step
+
+
 def gate_report(step: JobStep) -> StudyQualityReport | None:
     if step.status != StepStatus.done or not step.result:
         return None
@@ -186,8 +193,7 @@ class WorkflowEngine:
 
     def _unclaim(self, request: StepRequest) -> None:
         with self.db.write() as session:
-            job = lock_job(session, request.job_id)
-            step = next((s for s in job.steps if s.step == request.step.value), None) if job else None
+            job, step = lock_step(session, request.job_id, request.step.value)
             if (
                 job is not None
                 and step is not None
@@ -203,8 +209,7 @@ class WorkflowEngine:
         """Apply one step event (idempotent) and send what became runnable."""
         requests: list[StepRequest] = []
         with self.db.write() as session:
-            job = lock_job(session, event.job_id)
-            step = next((s for s in job.steps if s.step == event.step.value), None) if job else None
+            job, step = lock_step(session, event.job_id, event.step.value)
             if job is None or step is None or event.run != job.run:
                 log.info("stale step event ignored", extra={"job_id": event.job_id, "step": event.step.value})
                 return
@@ -224,8 +229,7 @@ class WorkflowEngine:
         job_id, step_name = str(payload.get("job_id", "")), str(payload.get("step", ""))
         log.error("malformed step event", extra={"job_id": job_id, "step": step_name})
         with self.db.write() as session:
-            job = lock_job(session, job_id)
-            step = next((s for s in job.steps if s.step == step_name), None) if job else None
+            job, step = lock_step(session, job_id, step_name)
             if job is None or step is None or step.status in ENDED or payload.get("run") != job.run:
                 return
             step.status = StepStatus.failed

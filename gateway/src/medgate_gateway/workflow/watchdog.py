@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import threading
 from dataclasses import dataclass
 
 from sqlalchemy import and_, exists, select
@@ -29,10 +28,11 @@ from sqlalchemy import and_, exists, select
 from medgate_common.schemas import JobStatus, StepStatus
 from medgate_common.schemas.workflow import StepName, StepRequest
 from medgate_gateway import metrics
+from medgate_gateway.background import Periodic
 from medgate_gateway.db.orm import Job, JobStep, Study, utcnow
 from medgate_gateway.settings import GatewaySettings
 from medgate_gateway.workflow.dispatch import build_request
-from medgate_gateway.workflow.engine import ACTIVE_JOB, DEPENDS_ON, PASSED, WorkflowEngine, lock_job, record
+from medgate_gateway.workflow.engine import ACTIVE_JOB, DEPENDS_ON, PASSED, WorkflowEngine, lock_step, record
 from medgate_gateway.workflow.views import utc
 
 log = logging.getLogger(__name__)
@@ -109,8 +109,7 @@ class Watchdog:
         self.engine = engine
         self.settings = settings
         self.probe = BrokerProbe(broker_url)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Periodic(self.tick, settings.watchdog_interval_seconds, "medgate-watchdog", immediately=True)
 
     def tick(self, now: dt.datetime | None = None) -> TickReport:
         now = now or utcnow()
@@ -231,8 +230,7 @@ class Watchdog:
         self, job_id: str, step_name: str, status: StepStatus, cutoff: dt.datetime, reason: str
     ) -> tuple[StepRequest | None, int]:
         with self.engine.db.write() as session:
-            job = lock_job(session, job_id)
-            step = next((s for s in job.steps if s.step == step_name), None) if job else None
+            job, step = lock_step(session, job_id, step_name)
             if job is None or step is None or job.state not in ACTIVE_JOB or step.status != status:
                 return None, 0  # moved on since we looked
             since = utc(step.dispatched_at if status is StepStatus.queued else step.started_at)
@@ -254,24 +252,8 @@ class Watchdog:
     # -- background thread -----------------------------------------------------------------
 
     def start(self) -> None:
-        if self._thread is not None:
-            return
         self.probe.restarted()  # remember the broker's identity at start
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="medgate-watchdog", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def _run(self) -> None:
-        while True:
-            try:
-                self.tick()
-            except Exception:  # database or broker hiccup: try again next tick
-                log.exception("watchdog tick failed")
-            if self._stop.wait(self.settings.watchdog_interval_seconds):
-                return
+        self._loop.stop()
