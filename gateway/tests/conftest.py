@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from gateway_fixtures import PASSWORD, Credentials, serve_in_thread
-from workflow_support import PG_ADMIN
+from workflow_support import PG_ADMIN, RecordingDispatcher
 
 from medgate_gateway.auth.credentials import hash_secret, issue_token, new_api_key, split_api_key
 from medgate_gateway.bench.stack import postgres_database
@@ -55,6 +55,19 @@ def settings(tmp_path: Path, database_url: str) -> GatewaySettings:
 @pytest.fixture
 def context(settings: GatewaySettings) -> Iterator[GatewayContext]:
     ctx = GatewayContext.build(settings)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def dispatcher() -> RecordingDispatcher:
+    return RecordingDispatcher()
+
+
+@pytest.fixture
+def wf(settings: GatewaySettings, dispatcher: RecordingDispatcher) -> Iterator[GatewayContext]:
+    """A context with the workflow engine on, sending steps to ``dispatcher``."""
+    ctx = GatewayContext.build(settings.model_copy(update={"workflow": True}), dispatcher=dispatcher)
     yield ctx
     ctx.close()
 

@@ -6,48 +6,30 @@ surface); tests/e2e runs the same routes with real workers.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import threading
-from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 from gateway_fixtures import Credentials
 from workflow_support import RecordingDispatcher, ingest_study
 
-from medgate_common.schemas.workflow import StepEvent, StepEventKind, StepRequest
+from medgate_common.schemas.workflow import StepEventKind, StepRequest
 from medgate_gateway.bench.workload import quality_of
 from medgate_gateway.context import GatewayContext
-from medgate_gateway.settings import GatewaySettings
 from medgate_gateway.workflow.assemble import assemble
 
 
 @pytest.fixture
-def dispatcher() -> RecordingDispatcher:
-    return RecordingDispatcher()
+def context(wf: GatewayContext) -> GatewayContext:
+    """The routes under test need the workflow engine (the shared fixture turns it off)."""
+    return wf
 
 
-@pytest.fixture
-def context(settings: GatewaySettings, dispatcher: RecordingDispatcher) -> Iterator[GatewayContext]:
-    ctx = GatewayContext.build(settings.model_copy(update={"workflow": True}), dispatcher=dispatcher)
-    yield ctx
-    ctx.close()
-
-
-def apply(context: GatewayContext, request: StepRequest, kind: StepEventKind, **fields: object) -> None:
+def apply(context: GatewayContext, request: StepRequest, kind: StepEventKind, **fields: Any) -> None:
     assert context.workflow is not None
-    context.workflow.handle_event(
-        StepEvent(
-            job_id=request.job_id,
-            step=request.step,
-            run=request.run,
-            dispatch=request.dispatch,
-            kind=kind,
-            at=dt.datetime.now(dt.UTC),
-            **fields,  # type: ignore[arg-type]
-        )
-    )
+    context.workflow.handle_event(request.event(kind, **fields))
 
 
 def new_job(context: GatewayContext, dispatcher: RecordingDispatcher) -> tuple[str, StepRequest]:

@@ -8,7 +8,6 @@ records. Real brokers and worker processes carry the same code in tests/e2e.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,29 +28,8 @@ from medgate_gateway.workflow.assemble import assemble
 from medgate_gateway.workflow.views import load_job
 
 
-@pytest.fixture
-def dispatcher() -> RecordingDispatcher:
-    return RecordingDispatcher()
-
-
-@pytest.fixture
-def wf(settings: GatewaySettings, dispatcher: RecordingDispatcher) -> Iterator[GatewayContext]:
-    ctx = GatewayContext.build(settings.model_copy(update={"workflow": True}), dispatcher=dispatcher)
-    yield ctx
-    ctx.close()
-
-
 def event(request: StepRequest, kind: StepEventKind, **fields: Any) -> StepEvent:
-    return StepEvent(
-        job_id=request.job_id,
-        step=request.step,
-        run=request.run,
-        dispatch=request.dispatch,
-        kind=kind,
-        at=dt.datetime.now(dt.UTC),
-        worker="test:1",
-        **fields,
-    )
+    return request.event(kind, worker="test:1", **fields)
 
 
 def finish(wf: GatewayContext, request: StepRequest, **fields: Any) -> None:

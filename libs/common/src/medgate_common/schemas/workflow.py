@@ -10,7 +10,7 @@ transition once, so a step never yields two results.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -61,6 +61,18 @@ class StepRequest(WireModel):
     study: StudyRef = Field(description="Only the series routed to this step")
     output_prefix: str = Field(description="Storage URI prefix this step writes its files under")
     params: dict[str, JsonValue] = Field(default_factory=dict)
+
+    def event(self, kind: StepEventKind, **fields: Any) -> StepEvent:
+        """An event about this request, stamped now; ``fields`` fill in the rest."""
+        return StepEvent(
+            job_id=self.job_id,
+            step=self.step,
+            run=self.run,
+            dispatch=self.dispatch,
+            kind=kind,
+            at=datetime.now(UTC),
+            **fields,
+        )
 
 
 class Artifact(WireModel):

@@ -23,7 +23,6 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery, Task
@@ -72,17 +71,7 @@ def step_task(app: Celery, spec: StepSpec) -> Callable[[StepFunction], Task]:
             attempt = int(task.request.retries or 0) + 1
 
             def event(kind: StepEventKind, **fields: Any) -> StepEvent:
-                return StepEvent(
-                    job_id=request.job_id,
-                    step=request.step,
-                    run=request.run,
-                    dispatch=request.dispatch,
-                    kind=kind,
-                    at=datetime.now(UTC),
-                    attempt=attempt,
-                    worker=worker_identity(),
-                    **fields,
-                )
+                return request.event(kind, attempt=attempt, worker=worker_identity(), **fields)
 
             def report(final: StepEvent) -> None:
                 try:
