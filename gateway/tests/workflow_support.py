@@ -9,15 +9,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
-from gateway_fixtures import modified, sample_path
-from pydicom.uid import generate_uid
 from sqlalchemy import select
 
 from medgate_common.schemas import JobState
 from medgate_common.schemas.workflow import StepRequest
+from medgate_gateway.bench.pipeline import make_studies
 from medgate_gateway.context import GatewayContext
 from medgate_gateway.db.orm import Job, Study
-from medgate_gateway.ingest.ingestor import Source
 from medgate_gateway.workflow.views import job_state
 
 T = TypeVar("T")
@@ -43,19 +41,7 @@ class RecordingDispatcher:
 
 def ingest_study(context: GatewayContext, *, description: str = "Axial 3mm", instances: int = 2) -> str:
     """A small CT study (real pydicom sample pixels) under fresh UIDs; returns its UID."""
-    study, series = generate_uid(), generate_uid()
-    source = sample_path("explicit")
-    for number in range(1, instances + 1):
-        data = modified(
-            source,
-            StudyInstanceUID=study,
-            SeriesInstanceUID=series,
-            SOPInstanceUID=generate_uid(),
-            InstanceNumber=number,
-            SeriesDescription=description,
-        )
-        context.ingestor.ingest(data, Source(transport="stow", actor="test"))
-    return study
+    return make_studies(context, 1, instances, description=description, actor="test")[0]
 
 
 def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.1) -> T:

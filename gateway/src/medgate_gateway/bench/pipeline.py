@@ -43,8 +43,13 @@ from medgate_gateway.settings import GatewaySettings
 from medgate_gateway.workflow.views import job_state
 
 
-def make_studies(context: GatewayContext, n: int, instances: int) -> list[str]:
-    """N small CT studies (pydicom's CT_small under fresh UIDs), indexed but not yet due."""
+def make_studies(
+    context: GatewayContext, n: int, instances: int, *, description: str | None = None, actor: str = "bench"
+) -> list[str]:
+    """N small CT studies (pydicom's CT_small under fresh UIDs), indexed but not yet due.
+
+    ``description`` replaces the series description (the workload rejects ``REJECT``).
+    """
     import io
 
     import pydicom
@@ -54,6 +59,8 @@ def make_studies(context: GatewayContext, n: int, instances: int) -> list[str]:
     from medgate_gateway.ingest.ingestor import Source
 
     template = pydicom.dcmread(str(get_testdata_file("CT_small.dcm")))
+    if description is not None:
+        template.SeriesDescription = description
     uids: list[str] = []
     for _ in range(n):
         study, series = generate_uid(), generate_uid()
@@ -63,7 +70,7 @@ def make_studies(context: GatewayContext, n: int, instances: int) -> list[str]:
             template.InstanceNumber = number
             buffer = io.BytesIO()
             template.save_as(buffer, enforce_file_format=True)
-            context.ingestor.ingest(buffer.getvalue(), Source(transport="stow", actor="bench"))
+            context.ingestor.ingest(buffer.getvalue(), Source(transport="stow", actor=actor))
         uids.append(str(study))
     return uids
 
