@@ -7,6 +7,7 @@ because the real model services are not built yet.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -109,11 +110,16 @@ def test_medgate_up_runs_everything_without_a_server(tmp_path: Path) -> None:
 
         def finished() -> list[dict[str, object]] | None:
             jobs = httpx.get(base + "/api/v1/jobs", headers=headers).json()
-            return jobs if jobs and jobs[0]["status"] == "review_ready" else None
+            return jobs if jobs and jobs[0]["status"] in ("review_ready", "quality_rejected", "failed") else None
 
         [job] = wait_for(finished, 60, "the job to finish")
         assert job["study_instance_uid"] == str(ds.StudyInstanceUID)
-        assert [s["status"] for s in job["steps"]] == ["not_installed"] * 3 + ["done"]
+        # the quality gate is installed and judges the study; the other model steps are not installed yet
+        iqa = job["steps"][0]
+        assert iqa["name"] == "iqa" and iqa["status"] == "done", iqa
+        rejected = iqa["result"]["verdict"] == "reject"
+        assert job["status"] == ("quality_rejected" if rejected else "review_ready")
+        assert [s["status"] for s in job["steps"][1:]] == ["skipped" if rejected else "not_installed"] * 2 + ["done"]
     finally:
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=60)
@@ -129,7 +135,7 @@ def _healthy(base: str) -> bool:
 
 
 def test_a_service_worker_consumes_only_its_own_queue(tmp_path: Path) -> None:
-    """``medgate iqa worker`` answers iqa steps (not installed yet) and leaves other queues alone."""
+    """``medgate iqa worker`` answers iqa steps and leaves other queues alone."""
     import datetime as dt
 
     from medgate_common.schemas import StudyRef
@@ -176,12 +182,19 @@ def test_a_service_worker_consumes_only_its_own_queue(tmp_path: Path) -> None:
         wait_for(final_event, 60, "the iqa step's answer")
         assert {(e.job_id, e.kind) for e in events} == {
             ("job-iqa", StepEventKind.started),
-            ("job-iqa", StepEventKind.not_installed),
+            ("job-iqa", StepEventKind.failed),
         }
+        # a study without series: the gate refuses it rather than let it through unseen
+        assert [e.error_code for e in events if e.kind.final] == ["not_assessable"]
         assert all(e.at <= dt.datetime.now(dt.UTC) for e in events)
         with app.connection_for_read() as conn, conn.SimpleQueue("segmentation") as queue:
             assert queue.qsize() == 1  # still waiting for the segmentation service's own worker
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
+        # SIGTERM to the main process only (a warm shutdown, as WorkerProcess.stop does): a pool
+        # process that is signalled directly right after an ONNX Runtime task can leave the main
+        # process waiting forever.
+        os.kill(worker.pid, signal.SIGTERM)
         worker.wait(30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
         app.close()

@@ -120,6 +120,24 @@ def follow_job(context: GatewayContext, job_id: str, timeout: float) -> JobState
         time.sleep(0.1)
 
 
+def _gate_text(result: dict[str, object]) -> str:
+    """The gate's verdict, what it found per series, and the first series' reasoning."""
+    text = f"verdict {result.get('verdict')}"
+    series = result.get("series")
+    if isinstance(series, list) and series and isinstance(series[0], dict):
+        findings = [
+            f"{f.get('severity')} {f.get('attribute')}"
+            for s in series
+            for f in s.get("findings", [])
+            if isinstance(f, dict)
+        ]
+        text += f" ({', '.join(findings) if findings else 'no artifact found'})"
+        reasoning = series[0].get("reasoning")
+        if reasoning:
+            text += f"\n{'':16}{reasoning}"
+    return text
+
+
 def summarize(state: JobState) -> list[str]:
     lines = [f"Job {state.job_id}: {state.status.value}" + (f" ({state.error})" if state.error else "")]
     labels = {"iqa": "Quality gate", "segmentation": "Lesions", "reasoning": "Report", "assemble": "Results"}
@@ -132,7 +150,7 @@ def summarize(state: JobState) -> list[str]:
         elif step.status is StepStatus.failed:
             text = f"failed [{step.error_code}] {step.error_detail}"
         elif step.name == "iqa" and step.result:
-            text = f"verdict {step.result.get('verdict')}"
+            text = _gate_text(step.result)
         elif step.name == "assemble" and step.result is not None:
             derived = step.result.get("derived_instances", [])
             stored = len(step.result.get("results", []))

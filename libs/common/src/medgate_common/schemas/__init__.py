@@ -8,6 +8,7 @@ from medgate_common.schemas.base import WireModel
 from medgate_common.schemas.jobs import JobState, JobStatus, JobUpdate, StepState, StepStatus
 from medgate_common.schemas.models import ModelInfo
 from medgate_common.schemas.quality import (
+    NotAssessable,
     QualityAttribute,
     QualityFinding,
     QualityReport,
@@ -29,6 +30,7 @@ __all__ = [
     "JobUpdate",
     "Lesion",
     "ModelInfo",
+    "NotAssessable",
     "QualityAttribute",
     "QualityFinding",
     "QualityReport",

@@ -64,6 +64,15 @@ class QualityReport(WireModel):
     model: ModelInfo
 
 
+class NotAssessable(WireModel):
+    """A series the gate could not judge, and why (never a silent pass)."""
+
+    series_instance_uid: str
+    modality: str = ""
+    code: str = Field(description="Stable reason code, e.g. colour, too_small, unsupported_modality")
+    reason: str = Field(min_length=1)
+
+
 class StudyQualityReport(WireModel):
     """The gate's answer for a whole study: what the workflow routes on."""
 
@@ -71,3 +80,4 @@ class StudyQualityReport(WireModel):
     verdict: Verdict
     series: tuple[QualityReport, ...]
     reasons: tuple[str, ...] = Field(default=(), description="Why the study is rejected or only usable")
+    not_assessable: tuple[NotAssessable, ...] = Field(default=(), description="Series the gate could not judge")

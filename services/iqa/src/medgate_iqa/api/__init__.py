@@ -1,0 +1,1 @@
+"""The HTTP API of the image-quality service: routes, uploads, errors and request metrics."""

@@ -1,0 +1,69 @@
+"""Per-request bookkeeping as plain ASGI: a request id, Prometheus counts and one log line.
+
+Plain ASGI rather than ``BaseHTTPMiddleware`` so that the upload stream passes through
+untouched and an error still gets counted with the status that was sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from medgate_iqa import metrics
+
+log = logging.getLogger("medgate_iqa.access")
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def request_id(scope: Scope) -> str:
+    """The caller's X-Request-ID when it is a plain token, else a fresh one."""
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            text: str = value.decode("latin-1")
+            if _CLIENT_ID.fullmatch(text):
+                return text
+    return uuid.uuid4().hex
+
+
+class RequestMetrics:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = request_id(scope)
+        scope.setdefault("state", {})["request_id"] = rid
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            found = scope.get("route")
+            route = str(getattr(found, "path", "unmatched"))
+            metrics.REQUESTS.labels(route, scope["method"], str(status)).inc()
+            metrics.REQUEST_SECONDS.labels(route).observe(elapsed)
+            if route.startswith("/v1/"):
+                log.info(
+                    "request",
+                    extra={
+                        "request_id": rid,
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 1),
+                    },
+                )

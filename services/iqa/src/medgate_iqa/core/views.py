@@ -1,0 +1,99 @@
+"""How a slice is put in front of the quality model and the metrics.
+
+Slices are resampled to one square grid (anti-aliased), then shown in two views: the
+*display* view a radiologist reads (CT soft-tissue window, MR 0.5-99.5 percentile window)
+and a *wide* view that keeps what the display window clips (metal, air, saturated signal,
+dark-background ghosts). Both are dimensionless and roughly in [0, 1].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+Image = npt.NDArray[np.float32]
+
+GRID = 128
+MODALITIES = ("CT", "MR")
+CT_WINDOW = (40.0, 400.0)  # level, width in HU
+
+
+def to_grid(image: npt.NDArray[np.floating] | npt.NDArray[np.integer], size: int = GRID) -> Image:
+    """Centre-pad to square with the slice's background, then resample to ``size`` x ``size``
+    with a Gaussian anti-alias prefilter when shrinking (area-like, no aliasing)."""
+    img = np.asarray(image, dtype=np.float32)
+    if img.ndim != 2:
+        raise ValueError("a slice must be two-dimensional")
+    h, w = img.shape
+    side = max(h, w)
+    if h != w:
+        background = float(np.percentile(img, 1))
+        square = np.full((side, side), background, dtype=np.float32)
+        square[(side - h) // 2 : (side - h) // 2 + h, (side - w) // 2 : (side - w) // 2 + w] = img
+        img = square
+    factor = size / side
+    if factor < 1.0:
+        img = ndimage.gaussian_filter(img, sigma=0.45 / factor)
+    if side != size:
+        img = ndimage.zoom(img, factor, order=1, grid_mode=True, mode="nearest")
+    return img.astype(np.float32)
+
+
+def display_view(image: Image, modality: str) -> Image:
+    if modality == "CT":
+        level, width = CT_WINDOW
+        out: Image = np.clip((image - (level - width / 2)) / width, 0.0, 1.0).astype(np.float32)
+        return out
+    lo, hi = np.percentile(image, (0.5, 99.5))
+    view: Image = np.clip((image - lo) / max(float(hi - lo), 1e-6), 0.0, 1.0).astype(np.float32)
+    return view
+
+
+def wide_view(image: Image, modality: str) -> Image:
+    if modality == "CT":
+        # Below air is padding (outside the reconstruction circle), not anatomy: clip it away.
+        out: Image = np.clip((image + 1000.0) / 2000.0, 0.0, 2.0).astype(np.float32)
+        return out
+    top = max(float(np.percentile(image, 99.5)), 1e-6)
+    view: Image = np.sqrt(np.clip(image / top, 0.0, 2.0)).astype(np.float32)
+    return view
+
+
+def model_input(image: Image, modality: str) -> Image:
+    """The (2, GRID, GRID) tensor the quality network reads."""
+    return np.stack([display_view(image, modality), wide_view(image, modality)]).astype(np.float32)
+
+
+def ssim(a: Image, b: Image, sigma: float = 1.5) -> float:
+    """Mean structural similarity of two views in [0, 1] units (Gaussian window)."""
+    c1, c2 = 0.01**2, 0.03**2
+    mu_a, mu_b = ndimage.gaussian_filter(a, sigma), ndimage.gaussian_filter(b, sigma)
+    var_a = ndimage.gaussian_filter(a * a, sigma) - mu_a**2
+    var_b = ndimage.gaussian_filter(b * b, sigma) - mu_b**2
+    cov = ndimage.gaussian_filter(a * b, sigma) - mu_a * mu_b
+    num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
+    den = (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
+    return float(np.mean(num / den))
+
+
+def stack_input(views: npt.NDArray[np.floating], modality: npt.NDArray[np.integer], modalities: int = 2) -> Image:
+    """(B, 2, G, G) views + modality indices -> the (B, 2 + M, G, G) input of the ONNX model,
+    one constant one-hot plane per modality."""
+    b, _, g, _ = views.shape
+    planes = np.zeros((b, modalities, g, g), dtype=np.float32)
+    planes[np.arange(b), np.asarray(modality)] = 1.0
+    return np.concatenate([views.astype(np.float32), planes], axis=1)
+
+
+def quadrant(row: float, col: float) -> str:
+    """A radiologist's coarse location for a point given as fractions of the image size."""
+    vertical = "upper" if row < 0.4 else "lower" if row > 0.6 else "central"
+    horizontal = "left" if col < 0.4 else "right" if col > 0.6 else "central"
+    if vertical == horizontal == "central":
+        return "centre"
+    if vertical == "central":
+        return f"{horizontal} side"
+    if horizontal == "central":
+        return f"{vertical} part"
+    return f"{vertical} {horizontal}"

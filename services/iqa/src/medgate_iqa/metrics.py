@@ -1,0 +1,43 @@
+"""Prometheus metrics of the image-quality API, exposed on ``/metrics``.
+
+Module-level collectors on the default registry, as prometheus_client intends: every app
+built in one interpreter counts into the same series (tests compare before and after).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+from medgate_common.schemas.quality import NotAssessable, QualityReport
+
+REQUESTS = Counter(
+    "medgate_iqa_requests_total",
+    "HTTP requests answered, by route template, method and status",
+    ["route", "method", "status"],
+)
+REQUEST_SECONDS = Histogram(
+    "medgate_iqa_request_seconds",
+    "Time to answer an HTTP request, upload included",
+    ["route"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+VERDICTS = Counter(
+    "medgate_iqa_verdicts_total",
+    "Series the gate judged, by modality and verdict",
+    ["modality", "verdict"],
+)
+NOT_ASSESSABLE = Counter(
+    "medgate_iqa_not_assessable_total",
+    "Series the gate could not judge, by reason code",
+    ["reason"],
+)
+
+
+def count_reports(reports: tuple[QualityReport, ...] | list[QualityReport]) -> None:
+    for report in reports:
+        VERDICTS.labels(report.modality, report.verdict.value).inc()
+
+
+def count_not_assessable(skipped: tuple[NotAssessable, ...] | list[NotAssessable]) -> None:
+    for item in skipped:
+        NOT_ASSESSABLE.labels(item.code).inc()
