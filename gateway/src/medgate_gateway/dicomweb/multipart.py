@@ -14,11 +14,6 @@ from dataclasses import dataclass
 from medgate_common.errors import InputError, PayloadTooLargeError
 
 
-class UnsupportedMediaTypeError(InputError):
-    code = "unsupported_media_type"
-    http_status = 415
-
-
 @dataclass(frozen=True)
 class MediaType:
     type: str

@@ -16,9 +16,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from medgate_common.errors import InputError, MedgateError, PayloadTooLargeError
+from medgate_common.errors import InputError, MedgateError, PayloadTooLargeError, UnsupportedMediaTypeError
 from medgate_gateway.api.deps import ContextDep, WriterDep
-from medgate_gateway.dicomweb.multipart import UnsupportedMediaTypeError, parse_media_type, read_parts
+from medgate_gateway.dicomweb.multipart import parse_media_type, read_parts
 from medgate_gateway.dimse_status import DATASET_MISMATCH, status_for
 from medgate_gateway.ingest.ingestor import IngestResult, Source
 from medgate_gateway.ingest.parse import valid_uid

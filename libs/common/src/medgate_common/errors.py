@@ -78,6 +78,19 @@ class PayloadTooLargeError(InputError):
     http_status = 413
 
 
+class UnsupportedMediaTypeError(InputError):
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+class NotReadyError(MedgateError):
+    """The process is up but cannot serve yet (a model still loading). Callers may try again
+    later; it is not retried automatically, since waiting does not help a missing model."""
+
+    code = "not_ready"
+    http_status = 503
+
+
 class NotFoundError(MedgateError):
     code = "not_found"
     http_status = 404

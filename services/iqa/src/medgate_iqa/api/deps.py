@@ -8,7 +8,7 @@ from typing import Annotated, TypeVar
 import anyio.to_thread
 from fastapi import Depends, Request
 
-from medgate_iqa.api.errors import NotReadyError
+from medgate_common.errors import NotReadyError
 from medgate_iqa.core.assess import QualityAssessor
 from medgate_iqa.settings import IqaSettings
 

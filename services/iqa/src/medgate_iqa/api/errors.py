@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from medgate_common.errors import InputError, MedgateError, TransientError
+from medgate_common.errors import InputError, MedgateError
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -28,19 +28,10 @@ _HTTP_CODES = {
 }
 
 
-class UnsupportedMediaTypeError(InputError):
-    code = "unsupported_media_type"
-    http_status = 415
-
-
 class MixedStudiesError(InputError):
     """One request, one study: the study verdict would otherwise mix two patients."""
 
     code = "mixed_studies"
-
-
-class NotReadyError(TransientError):
-    code = "not_ready"
 
 
 def problem(status: int, code: str, detail: str, **details: object) -> dict[str, object]:

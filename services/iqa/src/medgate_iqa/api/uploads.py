@@ -19,9 +19,8 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.types import Message, Receive
 
 from medgate_common.dicom.io import read_dataset
-from medgate_common.errors import InputError, InvalidDicomError, PayloadTooLargeError
+from medgate_common.errors import InputError, InvalidDicomError, PayloadTooLargeError, UnsupportedMediaTypeError
 from medgate_common.schemas.base import DicomUID
-from medgate_iqa.api.errors import UnsupportedMediaTypeError
 from medgate_iqa.settings import IqaSettings
 
 _UID = TypeAdapter(DicomUID)
