@@ -16,39 +16,27 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from medgate_common.samples import locate
 from medgate_common.schemas.quality import Verdict
 from medgate_iqa.core.assess import QualityAssessor
+from medgate_iqa.core.sources import dicom_frames, volume
 
 Slice = npt.NDArray[np.float32]
 Degradation = Callable[[Slice, str], Slice]
 
 
-def _dicom(name: str, frames: slice = slice(None)) -> list[Slice]:
-    import pydicom
-
-    ds = pydicom.dcmread(locate(name))
-    pixels = np.asarray(ds.pixel_array, dtype=np.float32)
-    pixels = pixels if pixels.ndim == 3 else pixels[None]
-    slope, intercept = float(ds.get("RescaleSlope", 1)), float(ds.get("RescaleIntercept", 0))
-    return [f * np.float32(slope) + np.float32(intercept) for f in pixels[frames]]
-
-
 def _ch2(zs: range) -> list[Slice]:
-    import nibabel
-
-    volume = np.asarray(nibabel.load(locate("ch2.nii.gz")).dataobj, dtype=np.float32)  # type: ignore[attr-defined]
-    return [np.ascontiguousarray(np.rot90(volume[:, :, z])) for z in zs]
+    head = volume("ch2.nii.gz")
+    return [np.ascontiguousarray(np.rot90(head[:, :, z])) for z in zs]
 
 
 def real_series() -> dict[str, tuple[str, list[Slice]]]:
     """Real series at native resolution. 693_J2KI, emri frames 7-9 and Colin27 axial
     112-148 are held out from training; CT_small and MR_small were training images."""
     return {
-        "CT_small (train)": ("CT", _dicom("CT_small.dcm")),
-        "693_J2KI (held out)": ("CT", _dicom("693_J2KI.dcm")),
-        "MR_small (train)": ("MR", _dicom("MR_small.dcm")),
-        "emri_small 7-9 (held out)": ("MR", _dicom("emri_small.dcm", slice(7, 10))),
+        "CT_small (train)": ("CT", dicom_frames("CT_small.dcm")),
+        "693_J2KI (held out)": ("CT", dicom_frames("693_J2KI.dcm")),
+        "MR_small (train)": ("MR", dicom_frames("MR_small.dcm")),
+        "emri_small 7-9 (held out)": ("MR", dicom_frames("emri_small.dcm")[7:10]),
         "Colin27 axial (held out)": ("MR", _ch2(range(112, 150, 12))),
     }
 

@@ -28,7 +28,7 @@ from medgate_common.schemas.quality import (
     StudyQualityReport,
     Verdict,
 )
-from medgate_iqa.core.labels import APPLICABLE, ATTRIBUTES, VERDICTS
+from medgate_iqa.core.labels import APPLICABLE, ATTRIBUTES, SEVERITIES, VERDICTS, verdict_of
 from medgate_iqa.core.language import describe
 from medgate_iqa.core.lexicon import TERMS
 from medgate_iqa.core.model import QualityModel, SlicePrediction
@@ -36,8 +36,6 @@ from medgate_iqa.core.policy import GatePolicy
 from medgate_iqa.core.series import NotAssessableError, read_series
 from medgate_iqa.core.stats import SliceStatistics, measure, median_statistics
 from medgate_iqa.core.views import quadrant
-
-RANK = {Verdict.good: 0, Verdict.usable: 1, Verdict.reject: 2}
 
 
 @dataclass(frozen=True)
@@ -58,16 +56,11 @@ class Assessment:
     @property
     def badness(self) -> float:
         """A scalar for ranking two images: verdict first, then how sure and how much."""
-        return RANK[self.report.verdict] + 0.5 * sum(self.severe.values()) + 0.1 * sum(self.present.values())
+        return VERDICTS.index(self.report.verdict) + 0.5 * sum(self.severe.values()) + 0.1 * sum(self.present.values())
 
 
 def verdict_for(findings: Iterable[QualityFinding]) -> Verdict:
-    levels = {f.severity for f in findings}
-    if Severity.severe in levels:
-        return Verdict.reject
-    if Severity.mild in levels:
-        return Verdict.usable
-    return Verdict.good
+    return verdict_of(f.severity for f in findings)
 
 
 def _metal_location(slices: Sequence[npt.NDArray[np.float32]], weights: Sequence[float]) -> str | None:
@@ -115,7 +108,7 @@ class QualityAssessor:
                 continue
             p, ps = float(present[i]), float(severe[i])
             level = Severity.severe if ps >= t.severe else Severity.mild if p >= t.presence else Severity.none
-            level = max(level, self._measured(attribute, stats, modality), key=_order)
+            level = max(level, self._measured(attribute, stats, modality), key=SEVERITIES.index)
             if level is not Severity.none:
                 p = max(p, 0.5)
             p_present[attribute], p_severe[attribute] = round(p, 4), round(ps, 4)
@@ -127,7 +120,7 @@ class QualityAssessor:
             findings.append(
                 QualityFinding(attribute=attribute, severity=level, probability=round(p, 4), location=location)
             )
-        findings.sort(key=lambda f: (-_order(f.severity), -f.probability))
+        findings.sort(key=lambda f: (-SEVERITIES.index(f.severity), -f.probability))
         statistics = QualityStatistics(**vars(stats))
         verdict = verdict_for(findings)
         draft = QualityReport(
@@ -187,7 +180,7 @@ class QualityAssessor:
                 reason="no_assessable_series",
                 series=[s.model_dump(mode="json") for s in skipped],
             )
-        ranked = sorted(reports, key=lambda r: RANK[r.verdict])
+        ranked = sorted(reports, key=lambda r: VERDICTS.index(r.verdict))
         verdict = ranked[-1].verdict if self.policy.study_rule == "worst" else ranked[0].verdict
         reasons = tuple(
             f"series {r.series_instance_uid} ({r.modality}): "
@@ -205,10 +198,6 @@ class QualityAssessor:
             )
         except ValidationError as exc:  # e.g. a StudyInstanceUID that is not a UID
             raise InvalidDicomError(f"the study cannot be reported: {exc.errors()[0]['msg']}") from exc
-
-
-def _order(severity: Severity) -> int:
-    return {Severity.none: 0, Severity.mild: 1, Severity.severe: 2}[severity]
 
 
 __all__ = ["VERDICTS", "Assessment", "QualityAssessor", "verdict_for"]

@@ -3,12 +3,29 @@ in its output tensors. The ONNX file's metadata repeats it and the loader checks
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+import numpy as np
+import numpy.typing as npt
+
 from medgate_common.schemas.quality import QualityAttribute, Severity, Verdict
 
 ATTRIBUTES: tuple[QualityAttribute, ...] = tuple(QualityAttribute)
 SEVERITIES: tuple[Severity, ...] = (Severity.none, Severity.mild, Severity.severe)
 VERDICTS: tuple[Verdict, ...] = (Verdict.good, Verdict.usable, Verdict.reject)
 MODALITY_INDEX = {"CT": 0, "MR": 1}
+
+
+def verdict_of(levels: Iterable[Severity]) -> Verdict:
+    """The rule every verdict follows (MedQ's): no finding is good, any mild finding makes
+    an image usable, any severe one rejects it."""
+    found = set(levels)
+    if Severity.severe in found:
+        return Verdict.reject
+    if Severity.mild in found:
+        return Verdict.usable
+    return Verdict.good
+
 
 # Which attributes make sense per modality; the others are never reported for it.
 APPLICABLE: dict[str, frozenset[QualityAttribute]] = {
@@ -41,3 +58,13 @@ APPLICABLE: dict[str, frozenset[QualityAttribute]] = {
         }
     ),
 }
+
+
+def applicable_matrix() -> npt.NDArray[np.bool_]:
+    """(modalities, attributes): True where the attribute is reported for the modality, in
+    MODALITY_INDEX and ATTRIBUTES order (training masks its loss with it)."""
+    out = np.zeros((len(MODALITY_INDEX), len(ATTRIBUTES)), dtype=bool)
+    for modality, index in MODALITY_INDEX.items():
+        for attribute in APPLICABLE[modality]:
+            out[index, ATTRIBUTES.index(attribute)] = True
+    return out

@@ -28,7 +28,8 @@ class BaseSlice:
     real: bool
 
 
-def _dicom_frames(name: str) -> list[Image]:
+def dicom_frames(name: str) -> list[Image]:
+    """Every frame of a sample DICOM file, rescaled to physical units."""
     import pydicom
 
     ds = pydicom.dcmread(locate(name))
@@ -38,33 +39,36 @@ def _dicom_frames(name: str) -> list[Image]:
     return [f * slope + intercept for f in frames]
 
 
-def _volume(name: str) -> Image:
+def volume(name: str) -> Image:
+    """A sample NIfTI volume as float32 (the first volume of a 4-D file)."""
     import nibabel
 
     data = np.asarray(nibabel.load(locate(name)).dataobj, dtype=np.float32)  # type: ignore[attr-defined]
     return data if data.ndim == 3 else data[..., 0]
 
 
-# name -> (train selection, test selection) as (frame or plane:index lists)
 def _real(split: Split) -> Iterator[tuple[str, str, Image]]:
+    """(modality, source, slice) of each real slice of ``split``, in a fixed order (training
+    draws by index, so the order is part of what makes a run reproducible)."""
     train = split == "train"
-    yield from (("CT", "CT_small.dcm:0", f) for f in (_dicom_frames("CT_small.dcm") if train else []))
     if train:
-        yield "CT", "J2K_pixelrep_mismatch.dcm:0", _dicom_frames("J2K_pixelrep_mismatch.dcm")[0]
-    if not train:
-        yield "CT", "693_J2KI.dcm:0", _dicom_frames("693_J2KI.dcm")[0]
-    yield from (("MR", "MR_small.dcm:0", f) for f in (_dicom_frames("MR_small.dcm") if train else []))
-    emri = _dicom_frames("emri_small.dcm")
+        yield "CT", "CT_small.dcm:0", dicom_frames("CT_small.dcm")[0]
+        yield "CT", "J2K_pixelrep_mismatch.dcm:0", dicom_frames("J2K_pixelrep_mismatch.dcm")[0]
+    else:
+        yield "CT", "693_J2KI.dcm:0", dicom_frames("693_J2KI.dcm")[0]
+    if train:
+        yield "MR", "MR_small.dcm:0", dicom_frames("MR_small.dcm")[0]
+    emri = dicom_frames("emri_small.dcm")
     for i in range(7) if train else range(7, 10):
         yield "MR", f"emri_small.dcm:{i}", emri[i]
-    ch2 = _volume("ch2.nii.gz")
+    ch2 = volume("ch2.nii.gz")
     for z in range(30, 105, 3) if train else range(112, 150, 6):
         yield "MR", f"ch2.nii.gz:axial:{z}", np.rot90(ch2[:, :, z]).astype(np.float32)
     for y in range(60, 160, 8) if train else ():
         yield "MR", f"ch2.nii.gz:coronal:{y}", np.rot90(ch2[:, y, :]).astype(np.float32)
     for x in () if train else range(60, 121, 15):
         yield "MR", f"ch2.nii.gz:sagittal:{x}", np.rot90(ch2[x, :, :]).astype(np.float32)
-    epi = _volume("example4d.nii.gz")
+    epi = volume("example4d.nii.gz")
     for z in range(4, 15) if train else range(16, 21):
         yield "MR", f"example4d.nii.gz:{z}", np.rot90(epi[:, :, z]).astype(np.float32)
 

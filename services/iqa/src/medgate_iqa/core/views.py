@@ -65,18 +65,6 @@ def model_input(image: Image, modality: str) -> Image:
     return np.stack([display_view(image, modality), wide_view(image, modality)]).astype(np.float32)
 
 
-def ssim(a: Image, b: Image, sigma: float = 1.5) -> float:
-    """Mean structural similarity of two views in [0, 1] units (Gaussian window)."""
-    c1, c2 = 0.01**2, 0.03**2
-    mu_a, mu_b = ndimage.gaussian_filter(a, sigma), ndimage.gaussian_filter(b, sigma)
-    var_a = ndimage.gaussian_filter(a * a, sigma) - mu_a**2
-    var_b = ndimage.gaussian_filter(b * b, sigma) - mu_b**2
-    cov = ndimage.gaussian_filter(a * b, sigma) - mu_a * mu_b
-    num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
-    den = (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
-    return float(np.mean(num / den))
-
-
 def stack_input(views: npt.NDArray[np.floating], modality: npt.NDArray[np.integer], modalities: int = 2) -> Image:
     """(B, 2, G, G) views + modality indices -> the (B, 2 + M, G, G) input of the ONNX model,
     one constant one-hot plane per modality."""

@@ -17,6 +17,7 @@ from functools import partial
 
 from medgate_common.schemas.quality import QualityAttribute as A
 from medgate_common.schemas.quality import Severity
+from medgate_iqa.core.labels import verdict_of
 from medgate_iqa.degrade import common, ct, mr
 from medgate_iqa.degrade.base import Image, Rng
 from medgate_iqa.degrade.impact import impact
@@ -140,15 +141,6 @@ def degrade(
             break
         knob = float(rng.uniform(lo + 0.25 * (hi - lo), hi - 0.25 * (hi - lo)))
     return None
-
-
-def verdict_of(levels: list[Severity]) -> str:
-    """The default rule: no finding is good, any mild is usable, any severe is reject."""
-    if Severity.severe in levels:
-        return "reject"
-    if Severity.mild in levels:
-        return "usable"
-    return "good"
 
 
 __all__ = [

@@ -37,7 +37,6 @@ def measure(folder: Path | None = None, rounds: int = 7, batches: tuple[int, ...
     folder = folder or weights_dir()
     model = QualityModel.load(folder)
     torch_net = load_torch(folder)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     x = held_out_inputs(max(batches))
     worst = 0.0
     rows = []

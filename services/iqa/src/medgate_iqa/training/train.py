@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from medgate_iqa.core.labels import APPLICABLE, ATTRIBUTES, MODALITY_INDEX, SEVERITIES, VERDICTS
+from medgate_iqa.core.labels import ATTRIBUTES, MODALITY_INDEX, SEVERITIES, VERDICTS, applicable_matrix
 from medgate_iqa.core.sources import Split
 from medgate_iqa.core.views import stack_input
 from medgate_iqa.training.data import DATA_VERSION, Arrays, generate, to_arrays
@@ -37,11 +37,7 @@ class TrainConfig:
 
 def _mask() -> torch.Tensor:
     """(modalities, attributes): 1 where the attribute applies to the modality."""
-    m = torch.zeros(len(MODALITY_INDEX), len(ATTRIBUTES))
-    for modality, index in MODALITY_INDEX.items():
-        for a in APPLICABLE[modality]:
-            m[index, ATTRIBUTES.index(a)] = 1.0
-    return m
+    return torch.from_numpy(applicable_matrix().astype(np.float32))
 
 
 def fit(data: Arrays, config: TrainConfig, log: bool = True, monitor: Arrays | None = None) -> QualityNet:
