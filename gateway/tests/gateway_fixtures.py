@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import io
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
-import uvicorn
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
+from shared_fixtures import serve_in_thread as serve_app
 
 from medgate_common.errors import StorageError
 from medgate_common.storage import LocalStorage
-from medgate_gateway.bench.orthanc import free_port
 from medgate_gateway.context import GatewayContext
 from medgate_gateway.main import create_app
 
@@ -114,18 +111,5 @@ class FullDisk(LocalStorage):
 @contextmanager
 def serve_in_thread(context: GatewayContext) -> Iterator[str]:
     """The gateway app for ``context`` served by uvicorn on a free loopback port, in a thread."""
-    port = free_port()
-    app = create_app(context=context, with_sweeper=False)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_app(create_app(context=context, with_sweeper=False)) as url:
+        yield url

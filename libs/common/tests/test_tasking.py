@@ -14,12 +14,11 @@ from typing import Any
 
 import pytest
 from celery import Celery
+from shared_fixtures import drain_step_events
 
 from medgate_common.errors import InvalidDicomError, MedgateError, TransientError
 from medgate_common.schemas import StudyRef
 from medgate_common.schemas.workflow import (
-    GATEWAY_QUEUE,
-    StepEvent,
     StepEventKind,
     StepName,
     StepRequest,
@@ -48,19 +47,6 @@ def request_payload() -> dict[str, Any]:
         study=StudyRef(study_instance_uid="1.2.3"),
         output_prefix="file:///tmp/out",
     ).model_dump(mode="json")
-
-
-def drain_events(app: Celery) -> list[StepEvent]:
-    events = []
-    with app.connection_for_read() as conn, conn.SimpleQueue(GATEWAY_QUEUE) as queue:
-        while True:
-            try:
-                message = queue.get(timeout=0.5)
-            except queue.Empty:
-                return events
-            args, _, _ = message.decode()
-            events.append(StepEvent.model_validate(args[0]))
-            message.ack()
 
 
 def test_the_app_is_configured_not_to_lose_work(app: Celery) -> None:
@@ -97,7 +83,7 @@ def test_a_step_reports_started_then_done_with_its_result(app: Celery) -> None:
     task = step_task(app, StepSpec(StepName.segmentation))(segment)
     assert task.name == "seg.segment" and task.acks_late and task.reject_on_worker_lost
     task.apply(args=[request_payload()])
-    started, done = drain_events(app)
+    started, done = drain_step_events(app)
     assert [started.kind, done.kind] == [StepEventKind.started, StepEventKind.done]
     assert done.result == {"lesions": 2} and done.duration_s is not None and done.worker
     assert done.job_id == "job-1" and done.run == 1 and done.at <= dt.datetime.now(dt.UTC)
@@ -108,7 +94,7 @@ def test_a_declared_no_op_reports_not_installed(app: Celery) -> None:
     step_task(app, StepSpec(StepName.segmentation))(lambda r: StepResult.not_installed("no model here")).apply(
         args=[request_payload()]
     )
-    _, final = drain_events(app)
+    _, final = drain_step_events(app)
     assert final.kind is StepEventKind.not_installed and final.error_detail == "no model here"
     assert final.result is None
 
@@ -126,7 +112,7 @@ def test_errors_are_reported_as_failed_with_a_stable_code(app: Celery, error: Ex
         raise error
 
     step_task(app, StepSpec(StepName.segmentation, max_retries=0))(broken).apply(args=[request_payload()])
-    _, final = drain_events(app)
+    _, final = drain_step_events(app)
     assert final.kind is StepEventKind.failed and final.error_code == code
     if isinstance(error, MedgateError):
         assert final.error_detail == error.message
@@ -143,7 +129,7 @@ def test_a_transient_error_is_retried_and_then_succeeds(app: Celery) -> None:
 
     task = step_task(app, StepSpec(StepName.segmentation, max_retries=2, backoff_s=0))(flaky)
     task.apply(args=[request_payload()])
-    events = drain_events(app)
+    events = drain_step_events(app)
     assert len(calls) == 2
     assert [(e.kind, e.attempt) for e in events] == [
         (StepEventKind.started, 1),
@@ -156,7 +142,7 @@ def test_a_later_registration_replaces_the_step(app: Celery) -> None:
     step_task(app, StepSpec(StepName.iqa))(lambda r: StepResult.not_installed("first"))
     step_task(app, StepSpec(StepName.iqa))(lambda r: StepResult(result={"second": True}))
     app.tasks["iqa.assess"].apply(args=[{**request_payload(), "step": "iqa"}])
-    assert drain_events(app)[-1].result == {"second": True}
+    assert drain_step_events(app)[-1].result == {"second": True}
 
 
 def test_every_package_brings_its_tasks_through_the_entry_point_group() -> None:

@@ -7,17 +7,12 @@ Shared by services/iqa/tests and tests/e2e (the root conftest puts this folder o
 from __future__ import annotations
 
 import io
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pydicom
-import uvicorn
-from fastapi import FastAPI
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
@@ -95,25 +90,6 @@ def synthetic_series(modality_name: str, seed: int, tmp: Path) -> Series:
     study = generate_study(modality_name, seed=seed, slices=8, matrix=128, lesion_count=1)
     write_dataset(study, tmp)
     return [p.read_bytes() for p in sorted((tmp / "dicom").glob("*.dcm"))]
-
-
-@contextmanager
-def serve_in_thread(app: FastAPI) -> Iterator[str]:
-    """``app`` served by uvicorn on a free loopback port (lifespan included), in a thread."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def truth_report(specimen: Any, modality: str, verdict: Verdict) -> QualityReport:

@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from iqa_fixtures import Series, drop_pixels, modality, remake, rgb, serve_in_thread, thumbnail
+from iqa_fixtures import Series, drop_pixels, modality, remake, rgb, thumbnail
 from prometheus_client.parser import text_string_to_metric_families
 from pydicom.dataset import Dataset
+from shared_fixtures import serve_in_thread
 
 from medgate_common.samples import locate
 from medgate_common.schemas import StudyQualityReport, Verdict

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from medgate_common.storage import sha256_file
-from medgate_iqa.core.labels import APPLICABLE, ATTRIBUTES, MODALITY_INDEX
+from medgate_iqa.core.labels import ATTRIBUTES, MODALITY_INDEX, applicable_matrix
 from medgate_iqa.core.model import QualityModel, weights_dir
 from medgate_iqa.core.views import model_input, stack_input
 
@@ -56,10 +56,7 @@ def test_committed_weights_reach_their_metric_on_held_out_slices(held_out: tuple
     model = QualityModel.load()
     result = model.backend.infer({"image": stack_input(x, modality)}).outputs
     severity = result["severity"].argmax(-1)
-    mask = np.zeros_like(levels, dtype=bool)
-    for name, index in MODALITY_INDEX.items():
-        for attribute in APPLICABLE[name]:
-            mask[modality == index, ATTRIBUTES.index(attribute)] = True
+    mask = applicable_matrix()[modality]
     present, called = levels > 0, severity > 0
     recall = (present & called & mask).sum() / (present & mask).sum()
     verdict_accuracy = (result["verdict"].argmax(-1) == verdict).mean()

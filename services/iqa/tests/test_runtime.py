@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from iqa_fixtures import serve_in_thread
+from shared_fixtures import serve_in_thread
 
 from medgate_common.errors import ConfigError, ModelError
 from medgate_iqa.core.model import weights_dir

@@ -17,10 +17,11 @@ import pydicom
 import pytest
 from celery import Celery
 from iqa_fixtures import Series, modality, remake
+from shared_fixtures import drain_step_events
 
 from medgate_common.errors import UnsafePathError
 from medgate_common.schemas import SeriesRef, StudyQualityReport, StudyRef, Verdict
-from medgate_common.schemas.workflow import GATEWAY_QUEUE, StepEvent, StepEventKind, StepName, StepRequest
+from medgate_common.schemas.workflow import StepEventKind, StepName, StepRequest
 from medgate_common.storage import LocalStorage, storage_from_uri
 from medgate_common.tasking import make_celery
 from medgate_iqa import tasks
@@ -127,18 +128,6 @@ def app(settings: IqaSettings, step: tasks.AssessStep) -> Iterator[Celery]:
     celery.close()
 
 
-def events(app: Celery) -> list[StepEvent]:
-    found = []
-    with app.connection_for_read() as conn, conn.SimpleQueue(GATEWAY_QUEUE) as queue:
-        while True:
-            try:
-                message = queue.get(timeout=0.5)
-            except queue.Empty:
-                return found
-            found.append(StepEvent.model_validate(message.decode()[0][0]))
-            message.ack()
-
-
 def test_the_celery_task_reports_done_with_the_report_or_failed_not_assessable(
     app: Celery, storage: LocalStorage, ct_series: Series, noisy_ct_series: Series
 ) -> None:
@@ -146,7 +135,7 @@ def test_the_celery_task_reports_done_with_the_report_or_failed_not_assessable(
     assert task.name == StepName.iqa.task and task.acks_late
     judged = request_for(storage, store(storage, noisy_ct_series))
     task.apply(args=[judged.model_dump(mode="json")])
-    started, done = events(app)
+    started, done = drain_step_events(app)
     assert (started.kind, done.kind) == (StepEventKind.started, StepEventKind.done)
     assert StudyQualityReport.model_validate(done.result).verdict is Verdict.reject
     assert done.model is not None and done.model.backend == "onnxruntime"
@@ -154,6 +143,6 @@ def test_the_celery_task_reports_done_with_the_report_or_failed_not_assessable(
 
     unjudged = request_for(storage, store(storage, remake(ct_series[:1], modality("SR"))))
     task.apply(args=[unjudged.model_dump(mode="json")])
-    _, failed = events(app)
+    _, failed = drain_step_events(app)
     assert failed.kind is StepEventKind.failed and failed.error_code == "not_assessable"
     assert failed.attempt == 1  # not retried: sending it again would fail the same way
