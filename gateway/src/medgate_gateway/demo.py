@@ -158,7 +158,8 @@ def summarize(state: JobState) -> list[str]:
         else:
             text = step.status.value
         took = f" in {step.duration_s:.2f} s" if step.status is StepStatus.done and step.duration_s else ""
-        lines.append(f"  {label:<13} {text}{took}")
+        head, _, rest = text.partition("\n")  # the duration goes on the step's own line
+        lines.append(f"  {label:<13} {head}{took}" + (f"\n{rest}" if rest else ""))
     return lines
 
 
