@@ -13,7 +13,7 @@ from medgate_common.synth import SynthStudy, generate_study, write_dataset
 # Helper modules shared by one package's tests (named <package>_fixtures.py), and by every
 # package's (tests/shared_fixtures.py). Appended, not prepended, so that
 # ``from conftest import ...`` still finds this file.
-for _helpers in ("gateway/tests", "services/iqa/tests", "tests"):
+for _helpers in ("gateway/tests", "services/iqa/tests", "services/segmentation/tests", "tests"):
     sys.path.append(str(Path(__file__).parent / _helpers))
 
 

@@ -48,3 +48,97 @@ def drain_step_events(app: Any) -> list[Any]:
                 return found
             found.append(StepEvent.model_validate(message.decode()[0][0]))
             message.ack()
+
+
+def store_study(storage: Any, *series: list[bytes]) -> Any:
+    """Put each series' instances where the gateway would and describe them as it does (a
+    StudyRef for a step request)."""
+    import io
+
+    import pydicom
+
+    from medgate_common.schemas import SeriesRef, StudyRef
+
+    refs = []
+    study_uid = ""
+    for instances in series:
+        first = pydicom.dcmread(io.BytesIO(instances[0]), stop_before_pixels=True)
+        study_uid, series_uid = str(first.StudyInstanceUID), str(first.SeriesInstanceUID)
+        uris = [storage.put_bytes(f"dicom/{study_uid}/{series_uid}/{n}.dcm", data) for n, data in enumerate(instances)]
+        refs.append(
+            SeriesRef(
+                series_instance_uid=series_uid,
+                modality=str(first.Modality),
+                instance_count=len(uris),
+                instance_uris=tuple(uris),
+            )
+        )
+    return StudyRef(study_instance_uid=study_uid, series=tuple(refs))
+
+
+def problem(response: Any, status: int, code: str) -> dict[str, Any]:
+    """The problem+json body of ``response``, checked for its status and stable code."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code and body["status"] == status and body["detail"]
+    return body
+
+
+def metric(client: Any, name: str, **labels: str) -> float:
+    """A sample of the service's /metrics (0 when the series does not exist yet)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+def dockerfile_instructions(path: Any) -> list[tuple[str, str]]:
+    """(KEYWORD, rest) of every instruction of a Dockerfile, continuation lines joined."""
+    import re
+
+    joined = re.sub(r"\\\n", " ", path.read_text())
+    found = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            found.append((keyword.upper(), rest.strip()))
+    return found
+
+
+def assert_copies_exist(dockerfile: Any, root: Any) -> None:
+    """Every COPY source of ``dockerfile`` exists under ``root`` (the build context)."""
+    import shlex
+
+    steps = dockerfile_instructions(dockerfile)
+    copies = [shlex.split(rest) for keyword, rest in steps if keyword == "COPY" and "--from" not in rest]
+    assert copies
+    for *sources, _target in copies:
+        for source in sources:
+            assert (root / source).exists(), f"COPY {source}: no such path (the context is the repository root)"
+
+
+def assert_serving_image(dockerfile: Any, package: str, command: str) -> str:
+    """A service image: built from python:3.11-slim with ``package`` and libs/common and nothing
+    of training (the build fails if torch came along), run as a non-root user, with a health
+    check on /healthz and ``command`` (e.g. ``medgate iqa serve``) listening on 0.0.0.0.
+    Returns the pip install line(s) for further checks."""
+    steps = dockerfile_instructions(dockerfile)
+    installs = " ".join(rest for keyword, rest in steps if keyword == "RUN" and "pip install" in rest)
+    assert package in installs and "libs/common" in installs
+    assert "[training]" not in installs and "torch.txt" not in installs and "libs/ml" not in installs
+    assert "find_spec('torch') is not None" in installs  # the build itself fails if torch came along
+    assert steps[0][1].startswith("python:3.11-slim") and steps[0][0] == "FROM"
+    final_stage = steps[max(i for i, (keyword, _) in enumerate(steps) if keyword == "FROM") :]
+    [user] = [rest for keyword, rest in final_stage if keyword == "USER"]
+    assert user not in ("root", "0")
+    [health] = [rest for keyword, rest in final_stage if keyword == "HEALTHCHECK"]
+    assert "/healthz" in health
+    [cmd] = [rest for keyword, rest in final_stage if keyword == "CMD"]
+    words = ", ".join(f'"{w}"' for w in command.split())
+    assert cmd.startswith(f'[{words}, "--host", "0.0.0.0"')
+    return installs

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -16,6 +17,8 @@ from medgate_common.schemas.workflow import StepRequest
 from medgate_gateway.bench.pipeline import make_studies
 from medgate_gateway.context import GatewayContext
 from medgate_gateway.db.orm import Job, Study
+from medgate_gateway.embedded import EmbeddedStack
+from medgate_gateway.settings import GatewaySettings
 from medgate_gateway.workflow.views import job_state
 
 T = TypeVar("T")
@@ -77,3 +80,16 @@ def executions(log: Path) -> list[dict[str, object]]:
     if not log.exists():
         return []
     return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+
+
+@contextmanager
+def model_stack(home: Path) -> Iterator[EmbeddedStack]:
+    """The embedded stack with the real model steps in its worker (no HTTP, no listener),
+    tuned to start jobs quickly; studies go in through ``stack.context.ingestor``."""
+    settings = GatewaySettings(home=home, stable_seconds=1.0, sweep_interval_seconds=0.2, watchdog_interval_seconds=0.5)
+    embedded = EmbeddedStack(settings, http=False, listener=False, supervise_interval=0.2)
+    embedded.start()
+    try:
+        yield embedded
+    finally:
+        embedded.stop()

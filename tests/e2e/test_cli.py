@@ -72,28 +72,37 @@ def test_demo_sends_a_study_through_the_embedded_workflow(tmp_path: Path) -> Non
     assert (out / "labels" / "organs.nii.gz").is_file()
     # the study went through the gateway's DICOM listener, became ready and ran its workflow
     assert "64 accepted, 0 failed" in proc.stdout
-    assert len(list((tmp_path / "home" / "storage" / "dicom" / truth["study_instance_uid"]).rglob("*.dcm"))) == 64
     summary = json.loads((tmp_path / "home" / "demo" / "demo.json").read_text())
-    assert summary["stored"] == 64
-    # the quality gate judges the study; the other model steps are not installed yet and say so
+    # the quality gate judges the study, the lesion model segments it; reasoning is not installed yet and says so
     job = json.loads((tmp_path / "home" / "demo" / "job.json").read_text())
     [iqa] = [s for s in job["steps"] if s["name"] == "iqa"]
-    # a clean synthetic study passes the gate; the later model steps are not installed yet
+    # a clean synthetic study passes the gate
     assert iqa["result"]["verdict"] in ("good", "usable"), iqa["result"]
     assert summary["status"] == "review_ready"
     assert summary["steps"] == {
         "iqa": "done",
-        "segmentation": "not_installed",
+        "segmentation": "done",
         "reasoning": "not_installed",
         "assemble": "done",
     }
+    [seg] = [s for s in job["steps"] if s["name"] == "segmentation"]
+    found = len(seg["result"]["series"][0]["lesions"])
+    assert f"Lesions       {found} lesion(s)" in proc.stdout
+    # the 64 images, and the DICOM SEG of the lesions indexed into the same study
+    stored = list((tmp_path / "home" / "storage" / "dicom" / truth["study_instance_uid"]).rglob("*.dcm"))
+    assert len(stored) == summary["stored"] == 64 + (1 if found else 0)
     assert f"Quality gate  verdict {iqa['result']['verdict']}" in proc.stdout
     assert job["job_id"] == summary["job"] and job["trigger"] == "quiet"
     assert (tmp_path / "home" / "broker.sqlite").is_file()  # the embedded broker: no server
-    again = medgate("demo", env=env)  # duplicates do not re-open the study: the demo asks for a re-run
+    # duplicates do not re-open the study: the demo asks for a re-run, whose job writes a SEG of its own
+    again = medgate("demo", env=env)
     assert again.returncode == 0, again.stderr
     second = json.loads((tmp_path / "home" / "demo" / "demo.json").read_text())
-    assert second["job"] != summary["job"] and second["status"] == summary["status"] and second["stored"] == 64
+    assert (
+        second["job"] != summary["job"]
+        and second["status"] == summary["status"]
+        and second["stored"] == summary["stored"] + (1 if found else 0)
+    )
     assert "manual:demo" in again.stdout
 
 

@@ -14,30 +14,21 @@ from pathlib import Path
 import pytest
 from iqa_fixtures import add_noise, remake, synthetic_series
 from sqlalchemy import select
-from workflow_support import wait_terminal
+from workflow_support import model_stack, wait_terminal
 
 from medgate_common.schemas import JobStatus, StepStatus, StudyQualityReport, Verdict
 from medgate_gateway.context import GatewayContext
 from medgate_gateway.db.orm import Job, Result, Study
 from medgate_gateway.embedded import EmbeddedStack
 from medgate_gateway.ingest.ingestor import Source
-from medgate_gateway.settings import GatewaySettings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
-    settings = GatewaySettings(
-        home=tmp_path_factory.mktemp("iqa-gate") / "home",
-        stable_seconds=1.0,
-        sweep_interval_seconds=0.2,
-        watchdog_interval_seconds=0.5,
-    )
-    embedded = EmbeddedStack(settings, http=False, listener=False, supervise_interval=0.2)
-    embedded.start()
-    yield embedded
-    embedded.stop()
+    with model_stack(tmp_path_factory.mktemp("iqa-gate") / "home") as embedded:
+        yield embedded
 
 
 def send(context: GatewayContext, series: list[bytes]) -> str:

@@ -138,6 +138,25 @@ def _gate_text(result: dict[str, object]) -> str:
     return text
 
 
+def _lesions_text(result: dict[str, object]) -> str:
+    """Lesions per segmented series (volume and fragments), whether a SEG was written, and
+    the series that could not be segmented."""
+    parts = []
+    for series in result.get("series", []) or []:  # type: ignore[attr-defined]
+        lesions = series.get("lesions", [])
+        sizes = ", ".join(
+            f"{x['volume_ml']:.1f} mL" + (f" ({x['components']} parts)" if x["components"] > 1 else "") for x in lesions
+        )
+        parts.append(
+            f"{len(lesions)} lesion(s)"
+            + (f": {sizes}" if sizes else "")
+            + ("; DICOM SEG written" if series.get("seg_uri") else "")
+        )
+    for skipped in result.get("not_segmented", []) or []:  # type: ignore[attr-defined]
+        parts.append(f"not segmented [{skipped.get('code')}] {skipped.get('reason')}")
+    return "; ".join(parts) or "no series segmented"
+
+
 def summarize(state: JobState) -> list[str]:
     lines = [f"Job {state.job_id}: {state.status.value}" + (f" ({state.error})" if state.error else "")]
     labels = {"iqa": "Quality gate", "segmentation": "Lesions", "reasoning": "Report", "assemble": "Results"}
@@ -151,6 +170,8 @@ def summarize(state: JobState) -> list[str]:
             text = f"failed [{step.error_code}] {step.error_detail}"
         elif step.name == "iqa" and step.result:
             text = _gate_text(step.result)
+        elif step.name == "segmentation" and step.result:
+            text = _lesions_text(step.result)
         elif step.name == "assemble" and step.result is not None:
             derived = step.result.get("derived_instances", [])
             stored = len(step.result.get("results", []))

@@ -21,6 +21,8 @@ def test_problem_json_carries_code_status_and_details() -> None:
         (errors.InvalidDicomError, 400),
         (errors.UnsupportedTransferSyntaxError, 415),
         (errors.GeometryError, 422),
+        (errors.NotAnImageError, 422),
+        (errors.UnsupportedModalityError, 422),
         (errors.PayloadTooLargeError, 413),
         (errors.NotFoundError, 404),
         (errors.ConflictError, 409),

@@ -9,9 +9,8 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 from iqa_fixtures import Series, drop_pixels, modality, remake, rgb, thumbnail
-from prometheus_client.parser import text_string_to_metric_families
 from pydicom.dataset import Dataset
-from shared_fixtures import serve_in_thread
+from shared_fixtures import metric, problem, serve_in_thread
 
 from medgate_common.samples import locate
 from medgate_common.schemas import StudyQualityReport, Verdict
@@ -40,26 +39,10 @@ def files(series: Series, field: str = "files") -> list[tuple[str, tuple[str, by
     return [(field, (f"IM{i:04d}.dcm", data, "application/dicom")) for i, data in enumerate(series)]
 
 
-def problem(response: httpx.Response, status: int, code: str) -> dict[str, object]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    body: dict[str, object] = response.json()
-    assert body["code"] == code and body["status"] == status and body["detail"]
-    return body
-
-
 def series_codes(body: dict[str, object]) -> list[str]:
     details = body["details"]
     assert isinstance(details, dict)
     return [s["code"] for s in details["series"]]
-
-
-def metric(client: httpx.Client, name: str, **labels: str) -> float:
-    for family in text_string_to_metric_families(client.get("/metrics").text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    return 0.0
 
 
 # -- /v1/assess ---------------------------------------------------------------------------------

@@ -8,19 +8,17 @@ tests/e2e/test_iqa_gate.py.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import pydicom
 import pytest
 from celery import Celery
 from iqa_fixtures import Series, modality, remake
-from shared_fixtures import drain_step_events
+from shared_fixtures import drain_step_events, store_study
 
 from medgate_common.errors import UnsafePathError
-from medgate_common.schemas import SeriesRef, StudyQualityReport, StudyRef, Verdict
+from medgate_common.schemas import StudyQualityReport, StudyRef, Verdict
 from medgate_common.schemas.workflow import StepEventKind, StepName, StepRequest
 from medgate_common.storage import LocalStorage, storage_from_uri
 from medgate_common.tasking import make_celery
@@ -40,25 +38,6 @@ def step(settings: IqaSettings, assessor: QualityAssessor) -> tasks.AssessStep:
     return tasks.AssessStep(settings, assessor)
 
 
-def store(storage: LocalStorage, *series: Series) -> StudyRef:
-    """Put the instances where the gateway would, and describe them as the gateway does."""
-    refs = []
-    study_uid = ""
-    for instances in series:
-        first = pydicom.dcmread(io.BytesIO(instances[0]), stop_before_pixels=True)
-        study_uid, series_uid = str(first.StudyInstanceUID), str(first.SeriesInstanceUID)
-        uris = [storage.put_bytes(f"dicom/{study_uid}/{series_uid}/{n}.dcm", data) for n, data in enumerate(instances)]
-        refs.append(
-            SeriesRef(
-                series_instance_uid=series_uid,
-                modality=str(first.Modality),
-                instance_count=len(uris),
-                instance_uris=tuple(uris),
-            )
-        )
-    return StudyRef(study_instance_uid=study_uid, series=tuple(refs))
-
-
 def request_for(storage: LocalStorage, study: StudyRef) -> StepRequest:
     return StepRequest(
         job_id="job-1",
@@ -73,7 +52,7 @@ def request_for(storage: LocalStorage, study: StudyRef) -> StepRequest:
 def test_the_step_answers_with_the_study_report_and_leaves_it_in_its_folder(
     step: tasks.AssessStep, storage: LocalStorage, ct_series: Series, noisy_ct_series: Series
 ) -> None:
-    request = request_for(storage, store(storage, ct_series, noisy_ct_series))
+    request = request_for(storage, store_study(storage, ct_series, noisy_ct_series))
     outcome = step.run(request)
     assert outcome.installed and outcome.model == step.assessor.model.info
     report = StudyQualityReport.model_validate(outcome.result)  # what the gateway's gate reads
@@ -90,7 +69,7 @@ def test_series_the_gate_cannot_judge_are_named_in_the_result(
     step: tasks.AssessStep, storage: LocalStorage, ct_series: Series
 ) -> None:
     ultrasound = remake(ct_series[:2], modality("US"))
-    study = store(storage, ct_series, ultrasound)
+    study = store_study(storage, ct_series, ultrasound)
     report = StudyQualityReport.model_validate(step.run(request_for(storage, study)).result)
     assert [s.series_instance_uid for s in report.series] == [study.series[0].series_instance_uid]
     assert [(s.series_instance_uid, s.code) for s in report.not_assessable] == [
@@ -103,7 +82,7 @@ def test_a_study_with_nothing_to_judge_fails_the_step(
 ) -> None:
     report_only = remake(ct_series[:2], modality("SR"))
     with pytest.raises(NotAssessableError) as caught:
-        step.run(request_for(storage, store(storage, report_only)))
+        step.run(request_for(storage, store_study(storage, report_only)))
     assert caught.value.code == "not_assessable" and caught.value.details["reason"] == "no_assessable_series"
     assert "not supported" in caught.value.message
     assert not (storage.root / "jobs").exists()  # no report for a study that was not judged
@@ -114,7 +93,7 @@ def test_an_instance_outside_the_store_is_refused(
 ) -> None:
     outside = tmp_path / "elsewhere.dcm"
     outside.write_bytes(ct_series[0])
-    study = store(storage, ct_series)
+    study = store_study(storage, ct_series)
     moved = study.series[0].model_copy(update={"instance_uris": (outside.as_uri(),)})
     with pytest.raises(UnsafePathError):
         step.run(request_for(storage, study.model_copy(update={"series": (moved,)})))
@@ -133,7 +112,7 @@ def test_the_celery_task_reports_done_with_the_report_or_failed_not_assessable(
 ) -> None:
     task = app.tasks["iqa.assess"]
     assert task.name == StepName.iqa.task and task.acks_late
-    judged = request_for(storage, store(storage, noisy_ct_series))
+    judged = request_for(storage, store_study(storage, noisy_ct_series))
     task.apply(args=[judged.model_dump(mode="json")])
     started, done = drain_step_events(app)
     assert (started.kind, done.kind) == (StepEventKind.started, StepEventKind.done)
@@ -141,7 +120,7 @@ def test_the_celery_task_reports_done_with_the_report_or_failed_not_assessable(
     assert done.model is not None and done.model.backend == "onnxruntime"
     assert [a.uri for a in done.artifacts] == [judged.output_prefix + "/quality.json"]
 
-    unjudged = request_for(storage, store(storage, remake(ct_series[:1], modality("SR"))))
+    unjudged = request_for(storage, store_study(storage, remake(ct_series[:1], modality("SR"))))
     task.apply(args=[unjudged.model_dump(mode="json")])
     _, failed = drain_step_events(app)
     assert failed.kind is StepEventKind.failed and failed.error_code == "not_assessable"

@@ -73,6 +73,21 @@ class GeometryError(InputError):
     http_status = 422
 
 
+class NotAnImageError(InputError):
+    """A DICOM object with no image to analyse: a structured report, a SEG, a key-object
+    note, a presentation state, or an instance stored without its pixel data."""
+
+    code = "not_an_image"
+    http_status = 422
+
+
+class UnsupportedModalityError(InputError):
+    """A readable image of a modality the model was not made for (e.g. MR sent to a CT model)."""
+
+    code = "unsupported_modality"
+    http_status = 422
+
+
 class PayloadTooLargeError(InputError):
     code = "payload_too_large"
     http_status = 413

@@ -60,3 +60,21 @@ class MedgateSettings(BaseSettings):
         if self.broker_url:
             return self.broker_url
         return "mgsqla+sqlite:///" + str((self.home / "broker.sqlite").resolve())
+
+
+class ServiceSettings(MedgateSettings):
+    """What every model service (HTTP API and workflow worker) adds: how its ONNX model runs
+    and how large an upload its API takes. Subclasses set their own ``env_prefix``."""
+
+    providers: tuple[str, ...] = Field(
+        default=("CPUExecutionProvider",),
+        min_length=1,
+        description="ONNX Runtime execution providers, in order of preference (JSON list in the environment)",
+    )
+    max_upload_bytes: int = Field(
+        default=256 << 20, gt=0, description="Largest request body of the HTTP API (and largest unzipped upload)"
+    )
+    max_instances: int = Field(default=2000, ge=1, description="Most DICOM files in one HTTP request")
+    max_concurrent: int = Field(
+        default=2, ge=1, description="Model runs the HTTP API does at once; more requests wait their turn"
+    )

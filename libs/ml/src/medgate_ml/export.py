@@ -38,14 +38,22 @@ def export_onnx(
     input_name: str = "input",
     output_names: Sequence[str] = ("output",),
     dynamic_batch: bool = True,
+    spatial_dynamic: bool = False,
     opset: int = 18,
     tolerance: float = 1e-4,
     check_inputs: Sequence[torch.Tensor] = (),
 ) -> ExportReport:
-    """Write ``module`` to ``path`` and check it against torch on ``example`` (+ ``check_inputs``)."""
+    """Write ``module`` to ``path`` and check it against torch on ``example`` (+ ``check_inputs``).
+
+    ``spatial_dynamic`` leaves every axis after the channel axis free (the outputs are
+    assumed to share the input's spatial shape, as a segmentation network's do).
+    """
     module = module.eval()
     path.parent.mkdir(parents=True, exist_ok=True)
-    dynamic_axes = {input_name: {0: "batch"}, **{n: {0: "batch"} for n in output_names}} if dynamic_batch else None
+    axes: dict[int, str] = {0: "batch"} if dynamic_batch else {}
+    if spatial_dynamic:  # every axis after the channel axis, for fully convolutional networks
+        axes.update({i: f"dim{i}" for i in range(2, example.dim())})
+    dynamic_axes = {input_name: axes, **dict.fromkeys(output_names, axes)} if axes else None
     with torch.no_grad():
         torch.onnx.export(
             module,

@@ -9,11 +9,9 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 
+from medgate_common.api.app import service_app
 from medgate_common.logging import configure_logging
-from medgate_iqa import __version__
-from medgate_iqa.api.deps import ComputeSlots
-from medgate_iqa.api.errors import install_error_handlers
-from medgate_iqa.api.middleware import RequestMetrics
+from medgate_iqa import __version__, metrics
 from medgate_iqa.api.routes import assess, health, language
 from medgate_iqa.core.assess import QualityAssessor
 from medgate_iqa.runtime import build_assessor
@@ -33,19 +31,17 @@ def create_app(settings: IqaSettings | None = None, *, assessor: QualityAssessor
             log.info("quality model loaded", extra={"model": app.state.assessor.model.info.model_dump()})
         yield
 
-    app = FastAPI(
+    app = service_app(
+        settings,
         title="MedGate image quality",
         version=__version__,
         description="MedQ-style image-quality gate: verdicts with reasons, perception answers and comparisons.",
+        what="image-quality service",
         lifespan=lifespan,
+        collectors=(metrics.REQUESTS, metrics.REQUEST_SECONDS),
+        routers=(health.router, assess.router, language.router),
     )
-    app.state.settings = settings
     app.state.assessor = assessor
-    app.state.slots = ComputeSlots(settings.max_concurrent)
-    install_error_handlers(app)
-    app.add_middleware(RequestMetrics)
-    for router in (health.router, assess.router, language.router):
-        app.include_router(router)
     return app
 
 

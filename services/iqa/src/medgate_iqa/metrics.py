@@ -6,21 +6,12 @@ built in one interpreter counts into the same series (tests compare before and a
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter
 
+from medgate_common.api.middleware import request_collectors
 from medgate_common.schemas.quality import NotAssessable, QualityReport
 
-REQUESTS = Counter(
-    "medgate_iqa_requests_total",
-    "HTTP requests answered, by route template, method and status",
-    ["route", "method", "status"],
-)
-REQUEST_SECONDS = Histogram(
-    "medgate_iqa_request_seconds",
-    "Time to answer an HTTP request, upload included",
-    ["route"],
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-)
+REQUESTS, REQUEST_SECONDS = request_collectors("iqa")
 VERDICTS = Counter(
     "medgate_iqa_verdicts_total",
     "Series the gate judged, by modality and verdict",

@@ -11,14 +11,13 @@ study through unseen. The model is loaded once per worker process, on its first 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 
 from celery import Celery
 
 from medgate_common.schemas.workflow import Artifact, StepName, StepRequest, StepResult
 from medgate_common.storage import LocalStorage, storage_from_uri
-from medgate_common.tasking import StepSpec, step_task
+from medgate_common.tasking import PerProcess, StepSpec, step_task
 from medgate_iqa.core.assess import QualityAssessor
 from medgate_iqa.runtime import build_assessor
 from medgate_iqa.settings import IqaSettings
@@ -77,21 +76,7 @@ class AssessStep:
         return StepResult(result=report.model_dump(mode="json"), artifacts=artifacts, model=self.assessor.model.info)
 
 
-class _WorkerStep:
-    """The step of this worker process, built from the environment's settings."""
-
-    def __init__(self) -> None:
-        self._pid = 0
-        self._step: AssessStep | None = None
-
-    def get(self) -> AssessStep:
-        if self._step is None or self._pid != os.getpid():
-            self._step = AssessStep(IqaSettings())
-            self._pid = os.getpid()
-        return self._step
-
-
-_WORKER = _WorkerStep()
+_WORKER = PerProcess(lambda: AssessStep(IqaSettings()))
 
 
 def run(request: StepRequest) -> StepResult:

@@ -18,7 +18,7 @@ from medgate_common.schemas.quality import (
     Verdict,
 )
 from medgate_common.schemas.reasoning import GroundedAnswer, ReasoningResult, TriageScore
-from medgate_common.schemas.segmentation import Lesion, SegmentationResult
+from medgate_common.schemas.segmentation import Lesion, SegmentationResult, StudySegmentation
 from medgate_common.schemas.study import SeriesRef, StudyRef
 from medgate_common.schemas.workflow import Artifact, StepEvent, StepEventKind, StepName, StepRequest, StepResult
 
@@ -48,6 +48,7 @@ __all__ = [
     "StepStatus",
     "StudyQualityReport",
     "StudyRef",
+    "StudySegmentation",
     "TriageScore",
     "Verdict",
     "WireModel",

@@ -6,6 +6,7 @@ from pydantic import Field
 
 from medgate_common.schemas.base import DicomUID, WireModel
 from medgate_common.schemas.models import ModelInfo
+from medgate_common.schemas.quality import NotAssessable
 
 Point3 = tuple[float, float, float]
 
@@ -26,3 +27,14 @@ class SegmentationResult(WireModel):
     seg_uri: str | None = Field(default=None, description="Storage URI of the DICOM SEG")
     overlay_uris: tuple[str, ...] = ()
     model: ModelInfo
+
+
+class StudySegmentation(WireModel):
+    """The segmentation step's answer for a study: one result per segmented series, and every
+    routed series that was not segmented with its reason (never a silent gap)."""
+
+    study_instance_uid: DicomUID
+    series: tuple[SegmentationResult, ...]
+    not_segmented: tuple[NotAssessable, ...] = Field(
+        default=(), description="Series the model could not segment: code (e.g. missing_slices) and reason"
+    )

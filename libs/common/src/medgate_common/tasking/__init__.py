@@ -6,6 +6,6 @@ functions with :func:`step_task`, and the wrapper turns what they return or rais
 """
 
 from medgate_common.tasking.app import make_celery, send_event
-from medgate_common.tasking.step import StepSpec, step_task
+from medgate_common.tasking.step import PerProcess, StepSpec, step_task
 
-__all__ = ["StepSpec", "make_celery", "send_event", "step_task"]
+__all__ = ["PerProcess", "StepSpec", "make_celery", "send_event", "step_task"]

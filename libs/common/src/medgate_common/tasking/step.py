@@ -23,7 +23,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from celery import Celery, Task
 from celery.exceptions import Reject, Retry, SoftTimeLimitExceeded
@@ -35,6 +35,7 @@ from medgate_common.tasking.app import send_event
 log = logging.getLogger(__name__)
 
 StepFunction = Callable[[StepRequest], StepResult]
+T = TypeVar("T")
 
 TRANSIENT_BUILTINS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
 
@@ -152,3 +153,22 @@ def step_task(app: Celery, spec: StepSpec) -> Callable[[StepFunction], Task]:
         return task
 
     return decorate
+
+
+class PerProcess(Generic[T]):
+    """One ``T`` per worker process, made by ``factory`` on first use.
+
+    Made after the fork, so pool processes never share what it holds (an ONNX Runtime
+    session, an open store); a forked child makes its own on its first task.
+    """
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._pid = 0
+        self._value: T | None = None
+
+    def get(self) -> T:
+        if self._value is None or self._pid != os.getpid():
+            self._value = self._factory()
+            self._pid = os.getpid()
+        return self._value

@@ -3,9 +3,9 @@ every refusal explained per series."""
 
 from __future__ import annotations
 
+from medgate_common.api.uploads import Series
 from medgate_common.schemas.quality import NotAssessable, StudyQualityReport
 from medgate_iqa import metrics
-from medgate_iqa.api.uploads import Series
 from medgate_iqa.core.assess import Assessment, QualityAssessor
 from medgate_iqa.core.series import NotAssessableError, read_series
 

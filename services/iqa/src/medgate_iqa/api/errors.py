@@ -1,78 +1,12 @@
-"""Every error of this API as an RFC 9457 problem+json body with a stable ``code``.
-
-MedgateErrors carry their own code and status. Errors raised by the framework (an unknown
-path, a malformed multipart body, a bug) are given one here, so that a client never has to
-parse two shapes of error.
-"""
+"""Errors of this API that the common tree does not define; every error is answered as
+problem+json by :func:`medgate_common.api.problems.install_error_handlers`."""
 
 from __future__ import annotations
 
-import logging
-
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException
-
-from medgate_common.errors import InputError, MedgateError
-
-log = logging.getLogger(__name__)
-PROBLEM = "application/problem+json"
-
-_HTTP_CODES = {
-    400: "invalid_input",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-}
+from medgate_common.errors import InputError
 
 
 class MixedStudiesError(InputError):
     """One request, one study: the study verdict would otherwise mix two patients."""
 
     code = "mixed_studies"
-
-
-def problem(status: int, code: str, detail: str, **details: object) -> dict[str, object]:
-    body: dict[str, object] = {
-        "type": f"urn:medgate:error:{code}",
-        "title": code.replace("_", " "),
-        "status": status,
-        "detail": detail,
-        "code": code,
-    }
-    if details:
-        body["details"] = details
-    return body
-
-
-def _request_id(request: Request) -> str:
-    return str(request.scope.get("state", {}).get("request_id", ""))
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(MedgateError)
-    async def _medgate(request: Request, exc: MedgateError) -> JSONResponse:
-        if exc.http_status >= 500:
-            log.error("request failed: %s", exc, extra={"path": request.url.path, "request_id": _request_id(request)})
-        return JSONResponse(exc.to_problem(), status_code=exc.http_status, media_type=PROBLEM)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
-        body = problem(422, "invalid_input", "request parameters are not valid", errors=errors)
-        return JSONResponse(body, status_code=422, media_type=PROBLEM)
-
-    @app.exception_handler(HTTPException)
-    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
-        body = problem(exc.status_code, code, str(exc.detail))
-        return JSONResponse(body, status_code=exc.status_code, media_type=PROBLEM, headers=exc.headers)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # A bug, not the caller's fault: say so without leaking internals, and keep the trace in the log.
-        log.exception("unhandled error", extra={"path": request.url.path, "request_id": _request_id(request)})
-        body = problem(500, "internal_error", "the image-quality service failed unexpectedly; see its log")
-        return JSONResponse(body, status_code=500, media_type=PROBLEM)

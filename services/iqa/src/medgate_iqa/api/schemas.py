@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from medgate_common.api.uploads import PROBLEM_CONTENT, file_list, upload_body
 from medgate_common.schemas.base import WireModel
 from medgate_common.schemas.models import ModelInfo
 from medgate_common.schemas.quality import QualityReport
@@ -26,28 +27,13 @@ class ComparisonResult(WireModel):
     b: QualityReport
 
 
-class Readiness(WireModel):
-    status: Literal["ready"]
-    model: ModelInfo
-
-
-def _file_list(description: str) -> dict[str, Any]:
-    return {"type": "array", "items": {"type": "string", "format": "binary"}, "description": description}
-
-
-def upload_body(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    """OpenAPI for a multipart body the route parses itself (to count its bytes as they come)."""
-    schema = {"type": "object", "properties": properties, "required": required}
-    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
-
-
 ASSESS_BODY = upload_body(
-    {"files": _file_list("DICOM instances of one study (one or more series); any field name is accepted")},
+    {"files": file_list("DICOM instances of one study (one or more series); any field name is accepted")},
     ["files"],
 )
 PERCEPTION_BODY = upload_body(
     {
-        "files": _file_list("DICOM instances of one series"),
+        "files": file_list("DICOM instances of one series"),
         "question": {"type": "string", "example": "Is there noise in this image?"},
         "options": {
             "type": "array",
@@ -59,20 +45,19 @@ PERCEPTION_BODY = upload_body(
     ["files", "question", "options"],
 )
 COMPARE_BODY = upload_body(
-    {"a": _file_list("DICOM instances of series A"), "b": _file_list("DICOM instances of series B")},
+    {"a": file_list("DICOM instances of series A"), "b": file_list("DICOM instances of series B")},
     ["a", "b"],
 )
 
-_PROBLEM_JSON = {"application/problem+json": {"schema": {"type": "object"}}}
 PROBLEMS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Not DICOM (invalid_dicom), mixed studies, or a bad form field", "content": _PROBLEM_JSON},
+    400: {"description": "Not DICOM (invalid_dicom), mixed studies, or a bad form field", "content": PROBLEM_CONTENT},
     413: {
         "description": "Upload larger than MEDGATE_IQA_MAX_UPLOAD_BYTES (payload_too_large)",
-        "content": _PROBLEM_JSON,
+        "content": PROBLEM_CONTENT,
     },
-    415: {"description": "Not multipart/form-data (unsupported_media_type)", "content": _PROBLEM_JSON},
+    415: {"description": "Not multipart/form-data (unsupported_media_type)", "content": PROBLEM_CONTENT},
     422: {
         "description": "Nothing the gate can judge (not_assessable); details.series say why, per series",
-        "content": _PROBLEM_JSON,
+        "content": PROBLEM_CONTENT,
     },
 }

@@ -6,12 +6,13 @@ from functools import partial
 
 from fastapi import APIRouter, Request
 
+from medgate_common.api.compute import SlotsDep
+from medgate_common.api.uploads import file_parts, group_series, read_form
 from medgate_common.schemas.quality import StudyQualityReport
 from medgate_iqa.api.assessing import assess_study
-from medgate_iqa.api.deps import AssessorDep, SettingsDep, SlotsDep
+from medgate_iqa.api.deps import AssessorDep, SettingsDep
 from medgate_iqa.api.errors import MixedStudiesError
 from medgate_iqa.api.schemas import ASSESS_BODY, PROBLEMS
-from medgate_iqa.api.uploads import file_parts, group_series, read_form
 
 router = APIRouter(prefix="/v1", tags=["quality"])
 

@@ -8,11 +8,12 @@ from functools import partial
 
 from fastapi import APIRouter, Request
 
+from medgate_common.api.compute import SlotsDep
+from medgate_common.api.uploads import file_parts, group_series, list_field, one_series, read_form, text_field
 from medgate_common.errors import InputError
 from medgate_iqa.api.assessing import assess_series
-from medgate_iqa.api.deps import AssessorDep, SettingsDep, SlotsDep
+from medgate_iqa.api.deps import AssessorDep, SettingsDep
 from medgate_iqa.api.schemas import COMPARE_BODY, PERCEPTION_BODY, PROBLEMS, ComparisonResult, PerceptionAnswer
-from medgate_iqa.api.uploads import file_parts, group_series, list_field, one_series, read_form, text_field
 from medgate_iqa.core.language import answer, compare
 
 router = APIRouter(prefix="/v1", tags=["quality"])

@@ -1,7 +1,8 @@
 """Per-request bookkeeping as plain ASGI: a request id, Prometheus counts and one log line.
 
 Plain ASGI rather than ``BaseHTTPMiddleware`` so that the upload stream passes through
-untouched and an error still gets counted with the status that was sent.
+untouched and an error still gets counted with the status that was sent. Each service
+passes its own collectors (``medgate_<service>_requests_total`` and friends).
 """
 
 from __future__ import annotations
@@ -11,11 +12,9 @@ import re
 import time
 import uuid
 
+from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from medgate_iqa import metrics
-
-log = logging.getLogger("medgate_iqa.access")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -29,9 +28,32 @@ def request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
+def request_collectors(service: str) -> tuple[Counter, Histogram]:
+    """The two collectors :class:`RequestMetrics` fills, named after ``service``.
+
+    Call once per process (module level in the service's ``metrics``): prometheus_client
+    refuses a second collector of the same name on its default registry.
+    """
+    requests = Counter(
+        f"medgate_{service}_requests_total",
+        "HTTP requests answered, by route template, method and status",
+        ["route", "method", "status"],
+    )
+    seconds = Histogram(
+        f"medgate_{service}_request_seconds",
+        "Time to answer an HTTP request, upload included",
+        ["route"],
+        buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    )
+    return requests, seconds
+
+
 class RequestMetrics:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, requests: Counter, seconds: Histogram, logger: str) -> None:
         self.app = app
+        self.requests = requests
+        self.seconds = seconds
+        self.log = logging.getLogger(logger)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,10 +77,10 @@ class RequestMetrics:
             elapsed = time.perf_counter() - started
             found = scope.get("route")
             route = str(getattr(found, "path", "unmatched"))
-            metrics.REQUESTS.labels(route, scope["method"], str(status)).inc()
-            metrics.REQUEST_SECONDS.labels(route).observe(elapsed)
+            self.requests.labels(route, scope["method"], str(status)).inc()
+            self.seconds.labels(route).observe(elapsed)
             if route.startswith("/v1/"):
-                log.info(
+                self.log.info(
                     "request",
                     extra={
                         "request_id": rid,

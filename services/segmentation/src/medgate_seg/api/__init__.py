@@ -1,0 +1,1 @@
+"""The HTTP API of the segmentation service: ``/v1/segment`` and its results, health, metrics."""

@@ -1,0 +1,200 @@
+"""The BARL experiment: every method at every label ratio and seed, and the ablation grid.
+
+Each run trains one method from scratch on the same synthetic CT training set, then scores
+it on the same held-out test set. Runs are independent and resumable: each writes
+``runs/<key>.json`` under the output folder and is skipped when that file exists, so an
+interrupted grid continues where it stopped. Runs execute in a process pool (one torch
+thread per process), because two single-threaded runs use two small cores better than one
+run with two threads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+RATIOS = (0.05, 0.10)
+SEEDS = (0, 1, 2)
+COMPARED = ("supervised", "mean_teacher", "cps", "barl")
+ABLATIONS = ("dpr", "pcbc", "region", "instance")
+METRICS = ("dice", "jaccard", "hd95_mm", "asd_mm", "lesion_f1", "lesion_recall", "lesion_precision")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    method: str
+    ratio: float  # labelled fraction; 1.0 is the fully supervised upper bound
+    seed: int
+    iterations: int
+    without: str | None = None  # BARL part removed (ablation)
+    train_count: int = 80
+    test_count: int = 20
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        name = self.method if self.without is None else f"{self.method}-no_{self.without}"
+        return f"{name}-r{round(self.ratio * 100):03d}-s{self.seed}-i{self.iterations}"
+
+
+def comparison_specs(iterations: int, seeds: Sequence[int] = SEEDS, ratios: Sequence[float] = RATIOS) -> list[RunSpec]:
+    specs = [RunSpec("supervised", 1.0, s, iterations) for s in seeds]
+    specs += [RunSpec(m, r, s, iterations) for r in ratios for m in COMPARED for s in seeds]
+    return specs
+
+
+def ablation_specs(iterations: int, seeds: Sequence[int] = SEEDS, ratio: float = 0.10) -> list[RunSpec]:
+    return [RunSpec("barl", ratio, s, iterations, without=part) for part in ABLATIONS for s in seeds]
+
+
+def run_one(spec: RunSpec, out_dir: Path, keep_checkpoint: bool = False) -> dict[str, object]:
+    """Train and score one run in this process; returns the row written to runs/<key>.json."""
+    import torch
+
+    from medgate_ml.seg.data import held_out_set, labelled_split, training_set
+    from medgate_ml.seg.methods import BarlParts, Hyper
+    from medgate_ml.seg.metrics import as_rows
+    from medgate_ml.seg.train import evaluate, train_method
+
+    torch.set_num_threads(int(os.environ.get("MEDGATE_SEG_THREADS", "1")))
+    train = training_set(spec.train_count)
+    test = held_out_set(spec.test_count)
+    labelled_idx, unlabelled_idx = labelled_split(len(train), spec.ratio, spec.seed)
+    hyper = Hyper(iterations=spec.iterations, **spec.extra)  # type: ignore[arg-type]
+    parts = BarlParts().without(spec.without) if spec.without else None
+    result = train_method(
+        spec.method, [train[i] for i in labelled_idx], [train[i] for i in unlabelled_idx], hyper, spec.seed, parts
+    )
+    start = time.perf_counter()
+    summary, scores = evaluate(result.method.predictor, test)
+    row: dict[str, object] = {
+        "key": spec.key,
+        "spec": asdict(spec),
+        "labelled": len(labelled_idx),
+        "unlabelled": len(unlabelled_idx) if spec.method != "supervised" else 0,
+        "hyper": asdict(hyper),
+        "train_seconds": round(result.seconds, 1),
+        "eval_seconds": round(time.perf_counter() - start, 1),
+        "summary": summary,
+        "volumes": as_rows(scores),
+        "history": result.history,
+    }
+    runs = out_dir / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    if keep_checkpoint:
+        torch.save(result.method.state(), runs / f"{spec.key}.pt")
+    (runs / f"{spec.key}.json").write_text(json.dumps(row, indent=1) + "\n")
+    return row
+
+
+def _run_logged(args: tuple[RunSpec, Path, bool]) -> dict[str, object]:
+    spec, out_dir, keep = args
+    row = run_one(spec, out_dir, keep)
+    summary = row["summary"]
+    assert isinstance(summary, dict)
+    print(
+        f"{spec.key}: dice {summary['dice']:.3f} lesion F1 {summary['lesion_f1']:.3f} ({row['train_seconds']} s)",
+        flush=True,
+    )
+    return row
+
+
+def run_grid(
+    specs: Iterable[RunSpec], out_dir: Path, workers: int = 2, keep_checkpoints: bool = False
+) -> list[dict[str, object]]:
+    """Run every spec not yet on disk (``workers`` at a time) and return all rows."""
+    specs = list(specs)
+    todo = [s for s in specs if not (out_dir / "runs" / f"{s.key}.json").exists()]
+    # Longest first, so that the pool does not end on one long run.
+    todo.sort(key=lambda s: (s.method == "supervised", s.method == "mean_teacher"))
+    if todo:
+        jobs = [(s, out_dir, keep_checkpoints) for s in todo]
+        if workers <= 1:
+            for job in jobs:
+                _run_logged(job)
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                list(pool.map(_run_logged, jobs))
+    return [json.loads((out_dir / "runs" / f"{s.key}.json").read_text()) for s in specs]
+
+
+def aggregate(rows: Sequence[dict[str, object]]) -> dict[str, dict[str, object]]:
+    """Mean and std over seeds of each metric, per (method, ablation, ratio)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        spec: dict[str, Any] = row["spec"]  # type: ignore[assignment]
+        name = spec["method"] if spec["without"] is None else f"{spec['method']} - {spec['without']}"
+        groups.setdefault(f"{name}@{spec['ratio']}", []).append(row)
+    out: dict[str, dict[str, object]] = {}
+    for key, members in groups.items():
+        name, ratio = key.split("@")
+        entry: dict[str, object] = {
+            "method": name,
+            "ratio": float(ratio),
+            "seeds": sorted(int(m["spec"]["seed"]) for m in members),
+        }
+        for metric in METRICS:
+            values = np.array([float(m["summary"][metric]) for m in members])
+            entry[metric] = {
+                "mean": float(values.mean()),
+                "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+                "runs": values.tolist(),
+            }
+        entry["normal_with_fp"] = float(np.mean([m["summary"]["normal_with_fp"] for m in members]))
+        entry["train_seconds"] = float(np.mean([m["train_seconds"] for m in members]))
+        out[key] = entry
+    return out
+
+
+def _cell(entry: dict[str, object], metric: str, scale: float = 1.0, digits: int = 1) -> str:
+    value = entry[metric]
+    assert isinstance(value, dict)
+    return f"{value['mean'] * scale:.{digits}f} ± {value['std'] * scale:.{digits}f}"
+
+
+def table(groups: dict[str, dict[str, object]], order: Sequence[str]) -> str:
+    """Markdown table; ``order`` lists group keys ('barl@0.1')."""
+    lines = [
+        "| method | labelled | Dice % | Jaccard % | HD95 mm | ASD mm | lesion F1 % | recall % | precision % "
+        "| FP normals | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key in order:
+        if key not in groups:
+            continue
+        e = groups[key]
+        ratio = e["ratio"]
+        assert isinstance(ratio, float)
+        lines.append(
+            f"| {e['method']} | {ratio * 100:.0f} % | {_cell(e, 'dice', 100)} | {_cell(e, 'jaccard', 100)} | "
+            f"{_cell(e, 'hd95_mm')} | {_cell(e, 'asd_mm')} | {_cell(e, 'lesion_f1', 100)} | "
+            f"{_cell(e, 'lesion_recall', 100)} | "
+            f"{_cell(e, 'lesion_precision', 100)} | {e['normal_with_fp']:.1f} | {e['train_seconds']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def write_summary(specs: Sequence[RunSpec], out_dir: Path, name: str, workers: int = 2) -> str:
+    """Run what is missing, then write ``<name>.json`` (per group: mean, std, runs) and
+    ``<name>.md`` (the table) under ``out_dir``; returns the table."""
+    rows = run_grid(specs, out_dir, workers)
+    groups = aggregate(rows)
+    order = sorted(groups, key=lambda k: (-groups[k]["ratio"], _ORDER.get(str(groups[k]["method"]), 9), k))  # type: ignore[operator]
+    text = table(groups, order)
+    (out_dir / f"{name}.json").write_text(json.dumps(groups, indent=1) + "\n")
+    (out_dir / f"{name}.md").write_text(text + "\n")
+    return text
+
+
+_ORDER = {"supervised": 0, "mean_teacher": 1, "cps": 2, "barl": 3}
