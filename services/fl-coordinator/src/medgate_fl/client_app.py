@@ -1,0 +1,109 @@
+"""The site's ClientApp (Flower Message API): what a SuperNode runs for each message.
+
+``query.gmm`` answers with the site's loss mixture (three pairs of floats and a count),
+``train`` with updated weights and scalar metrics, ``evaluate`` with scalar metrics on the
+site's clean held-out slices. Nothing else leaves the site.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from medgate_fl import gmm
+from medgate_fl.adjust import AdaptiveThresholds
+from medgate_fl.site import SiteConfig, evaluate_site, load_site, local_mixture, train_round
+from medgate_fl.task import build_model
+
+app = ClientApp()
+STATE_KEY = "caa"
+
+
+def site_config(context: Context) -> SiteConfig:
+    """Site identity from the SuperNode's node config; the task from the run config."""
+    node, run = context.node_config, context.run_config
+    cache = node.get("cache-dir") or run.get("cache-dir")
+    return SiteConfig(
+        site_id=int(node["site-id"]),
+        num_sites=int(node["num-sites"]),
+        per_site=int(run.get("per-site", 120)),
+        test_count=int(run.get("test-count", 60)),
+        seed=int(run.get("seed", 0)),
+        alpha=float(run.get("dirichlet-alpha", 1.0)),
+        task=str(run.get("task", "multiclass")),
+        noise=str(run.get("noise", "clean")),
+        noise_rate=float(run.get("noise-rate", 0.0)),
+        cache_dir=Path(str(cache)) if cache else None,
+    )
+
+
+def mixture_from(config: ConfigRecord) -> gmm.Mixture | None:
+    if "gmm-means" not in config:
+        return None
+    return gmm.Mixture.from_lists(
+        config["gmm-weights"],  # type: ignore[arg-type]
+        config["gmm-means"],  # type: ignore[arg-type]
+        config["gmm-variances"],  # type: ignore[arg-type]
+    )
+
+
+@app.query("gmm")
+def query_gmm(msg: Message, context: Context) -> Message:
+    site = load_site(site_config(context))
+    model = build_model(site.classes)
+    model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
+    config = msg.content.config_records["config"]
+    local = local_mixture(site, model, mixture_from(config), bool(config.get("per-class-norm", False)))
+    record = MetricRecord({**local.as_lists(), "num-examples": len(site.labels)})
+    return Message(RecordDict({"gmm": record}), reply_to=msg)
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    site = load_site(site_config(context))
+    model = build_model(site.classes)
+    model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
+    config = msg.content.config_records["config"]
+    thresholds = None
+    if str(config.get("thresholds", "adaptive")) == "adaptive":
+        saved = context.state.config_records.get(STATE_KEY)
+        thresholds = AdaptiveThresholds(site.classes)
+        if saved is not None:
+            thresholds.tau_global = float(saved["tau-global"])  # type: ignore[arg-type]
+            thresholds.class_probs = [float(v) for v in saved["class-probs"]]  # type: ignore[union-attr]
+    metrics = train_round(
+        site,
+        model,
+        method=str(config.get("method", "fedavg")),
+        epochs=int(config.get("local-epochs", 1)),  # type: ignore[arg-type]
+        lr=float(config.get("lr", 0.01)),  # type: ignore[arg-type]
+        mixture=mixture_from(config),
+        thresholds=thresholds,
+        per_class=bool(config.get("per-class-norm", False)),
+        credal=str(config.get("loss", "credal")) == "credal",
+        proximal_mu=float(config.get("proximal-mu", 0.0)),  # type: ignore[arg-type]
+        seed=int(config.get("server-round", 0)),  # type: ignore[arg-type]
+    )
+    if thresholds is not None:
+        context.state[STATE_KEY] = ConfigRecord(
+            {"tau-global": thresholds.tau_global, "class-probs": thresholds.class_probs}
+        )
+    content = RecordDict(
+        {
+            "arrays": ArrayRecord(model.state_dict()),
+            "metrics": MetricRecord({**metrics, "num-examples": len(site.labels)}),
+        }
+    )
+    return Message(content, reply_to=msg)
+
+
+@app.evaluate()
+def evaluate(msg: Message, context: Context) -> Message:
+    site = load_site(site_config(context))
+    model = build_model(site.classes)
+    model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
+    metrics = evaluate_site(site, model)
+    record = MetricRecord({**metrics, "num-examples": len(site.test_labels)})
+    return Message(RecordDict({"metrics": record}), reply_to=msg)

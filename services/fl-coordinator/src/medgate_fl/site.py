@@ -1,0 +1,147 @@
+"""One site's side of a round, independent of Flower's message plumbing.
+
+A site holds its images and its (possibly noisy) labels. The true labels exist only
+because the data is synthetic; they are used for nothing but the selection precision and
+recall that the site reports as two scalars.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from medgate_fl import data, gmm, noise
+from medgate_fl.adjust import AdaptiveThresholds, relaxation
+from medgate_fl.task import evaluate, per_sample_losses, predict, train_epochs
+
+FIXED_THRESHOLD = 0.95
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    site_id: int
+    num_sites: int
+    per_site: int = 120
+    test_count: int = 60
+    seed: int = 0
+    alpha: float = 1.0
+    task: str = "multiclass"
+    noise: str = "clean"
+    noise_rate: float = 0.0
+    cache_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class Site:
+    config: SiteConfig
+    images: npt.NDArray[np.float32]
+    labels: npt.NDArray[np.int64]  # what the site was given (noisy)
+    true_labels: npt.NDArray[np.int64]
+    test_images: npt.NDArray[np.float32]
+    test_labels: npt.NDArray[np.int64]
+
+    @property
+    def classes(self) -> int:
+        return data.num_classes(self.config.task)
+
+
+def load_site(cfg: SiteConfig) -> Site:
+    raw = data.site_data(cfg.site_id, cfg.per_site, cfg.seed, cfg.alpha, cache_dir=cfg.cache_dir)
+    truth = data.task_labels(raw.labels, cfg.task)
+    plan = noise.site_noise_plan(cfg.noise, cfg.noise_rate, cfg.num_sites, cfg.seed)[cfg.site_id]
+    rng = np.random.default_rng([cfg.seed, cfg.site_id, 41])
+    noisy = noise.corrupt(truth, plan, data.num_classes(cfg.task), rng)
+    test = data.held_out_data(cfg.test_count, cfg.seed, cache_dir=cfg.cache_dir)
+    return Site(cfg, raw.images, noisy, truth, test.images, data.task_labels(test.labels, cfg.task))
+
+
+def normalised_losses(site: Site, model: torch.nn.Module, per_class: bool) -> npt.NDArray[np.float64]:
+    losses = per_sample_losses(model, site.images, site.labels).numpy().astype(np.float64)
+    return gmm.normalise(losses, site.labels if per_class else None)
+
+
+def local_mixture(site: Site, model: torch.nn.Module, prior: gmm.Mixture | None, per_class: bool) -> gmm.Mixture:
+    """The site's own mixture of its normalised losses, EM started from the global one."""
+    return gmm.fit(normalised_losses(site, model, per_class), init=prior)
+
+
+def selection_scores(clean: npt.NDArray[np.bool_], site: Site) -> dict[str, float]:
+    """Precision and recall of the "clean" set against the (synthetic) truth."""
+    truly_clean = site.labels == site.true_labels
+    tp = float(np.sum(clean & truly_clean))
+    return {
+        "selection-precision": tp / max(float(clean.sum()), 1.0),
+        "selection-recall": tp / max(float(truly_clean.sum()), 1.0),
+        "clean-fraction": float(clean.mean()) if len(clean) else 0.0,
+    }
+
+
+def fedgsca_targets(
+    site: Site,
+    model: torch.nn.Module,
+    mixture: gmm.Mixture,
+    thresholds: AdaptiveThresholds | None,
+    per_class: bool,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.bool_], dict[str, float]]:
+    """Targets, relaxations and the kept mask for one round of FedGSCA local training.
+
+    Clean-set samples keep their label; noisy-set samples take the model's prediction when
+    it clears the class threshold (adaptive, or the fixed 0.95 when ``thresholds`` is
+    None) and are dropped for this round otherwise."""
+    posterior = gmm.clean_posterior(mixture, normalised_losses(site, model, per_class))
+    clean = posterior > 0.5
+    probs = predict(model, site.images)
+    noisy_probs = probs[torch.from_numpy(~clean)]
+    if thresholds is not None:
+        thresholds.update(noisy_probs)
+        accepted, pseudo = thresholds.select(noisy_probs)
+    else:
+        conf, pseudo = noisy_probs.max(dim=1)
+        accepted = conf >= FIXED_THRESHOLD
+    targets = site.labels.copy()
+    confidence = posterior.astype(np.float32).copy()
+    noisy_idx = np.flatnonzero(~clean)
+    targets[noisy_idx] = pseudo.numpy()
+    confidence[noisy_idx] = noisy_probs.max(dim=1).values.numpy()
+    keep = clean.copy()
+    keep[noisy_idx] = accepted.numpy()
+    alpha = relaxation(torch.from_numpy(confidence)).numpy().astype(np.float32)
+    stats = selection_scores(clean, site)
+    stats["pseudo-fraction"] = float(accepted.float().mean()) if len(noisy_idx) else 0.0
+    return targets, alpha, keep, stats
+
+
+def train_round(
+    site: Site,
+    model: torch.nn.Module,
+    *,
+    method: str,
+    epochs: int,
+    lr: float,
+    mixture: gmm.Mixture | None = None,
+    thresholds: AdaptiveThresholds | None = None,
+    per_class: bool = False,
+    credal: bool = True,
+    proximal_mu: float = 0.0,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Local training for ``method`` (fedavg, fedprox, fedgsca); returns scalar metrics."""
+    if method == "fedgsca" and mixture is not None:
+        targets, alpha, keep, stats = fedgsca_targets(site, model, mixture, thresholds, per_class)
+        loss = train_epochs(
+            model, site.images[keep], targets[keep], alpha[keep] if credal else None,
+            epochs=epochs, lr=lr, seed=seed,
+        )  # fmt: skip
+    else:
+        stats = {}
+        mu = proximal_mu if method == "fedprox" else 0.0
+        loss = train_epochs(model, site.images, site.labels, None, epochs=epochs, lr=lr, proximal_mu=mu, seed=seed)
+    return {"train-loss": loss, **stats}
+
+
+def evaluate_site(site: Site, model: torch.nn.Module) -> dict[str, float]:
+    return evaluate(model, site.test_images, site.test_labels, site.classes)

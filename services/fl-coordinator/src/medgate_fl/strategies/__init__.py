@@ -1,0 +1,1 @@
+"""Federated strategies on Flower's Message API, one per file."""

@@ -1,0 +1,105 @@
+"""FedGSCA: FedAvg plus the Global Sample Selector's extra exchange each round.
+
+After ``warmup_rounds`` plain rounds, ``configure_train`` first sends the current model and
+the global loss mixture to the sampled sites as ``query.gmm`` messages; each site answers
+with its own two-component mixture (weights, means, variances) and its sample count. The
+server merges them (:func:`medgate_fl.gmm.aggregate`, count-weighted moment matching) and
+puts the merged mixture into the train config, with which the sites split their samples
+into clean and noisy and run Client Adaptive Adjustment. Weights are averaged as in FedAvg.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from logging import INFO
+from pathlib import Path
+
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.common.logger import log
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg
+
+from medgate_fl import gmm
+from medgate_fl.wire import WireLog
+
+GMM_QUERY = "query.gmm"
+
+
+class FedGSCA(FedAvg):
+    def __init__(
+        self,
+        *,
+        warmup_rounds: int = 1,
+        selector_timeout: float = 600.0,
+        global_selector: bool = True,
+        wire_log: Path | None = None,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.warmup_rounds = warmup_rounds
+        self.selector_timeout = selector_timeout
+        self.global_selector = global_selector
+        self.mixture: gmm.Mixture | None = None
+        self.mixture_history: dict[int, gmm.Mixture] = {}
+        self.wire = WireLog(wire_log)
+
+    def summary(self) -> None:
+        super().summary()
+        log(INFO, "\t└──> FedGSCA: warm-up rounds %d, global selector %s", self.warmup_rounds, self.global_selector)
+
+    def _gather_mixture(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> None:
+        query_config = ConfigRecord(dict(config.items()))
+        if self.mixture is not None:
+            query_config.update({f"gmm-{k}": v for k, v in self.mixture.as_lists().items()})
+        node_ids = list(grid.get_node_ids())
+        record = RecordDict({"arrays": arrays, "config": query_config})
+        queries = self._construct_messages(record, node_ids, GMM_QUERY)
+        self.wire.record("sent", server_round, queries)
+        replies = list(grid.send_and_receive(queries, timeout=self.selector_timeout))
+        self.wire.record("received", server_round, replies)
+        mixtures, counts = [], []
+        for reply in replies:
+            if reply.has_error():
+                continue
+            stats = reply.content.metric_records["gmm"]
+            mixtures.append(
+                gmm.Mixture.from_lists(stats["weights"], stats["means"], stats["variances"])  # type: ignore[arg-type]
+            )
+            counts.append(int(stats["num-examples"]))  # type: ignore[arg-type]
+        if mixtures:
+            self.mixture = gmm.aggregate(mixtures, counts)
+            self.mixture_history[server_round] = self.mixture
+            log(INFO, "FedGSCA: global mixture from %d sites: %s", len(mixtures), self.mixture)
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        config = ConfigRecord(dict(config.items()))
+        selecting = server_round > self.warmup_rounds
+        config["method"] = "fedgsca" if selecting else "fedavg"
+        if selecting and self.global_selector:
+            self._gather_mixture(server_round, arrays, config, grid)
+            if self.mixture is not None:
+                config.update({f"gmm-{k}": v for k, v in self.mixture.as_lists().items()})
+        messages = list(super().configure_train(server_round, arrays, config, grid))
+        self.wire.record("sent", server_round, messages)
+        return messages
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        replies = list(replies)
+        self.wire.record("received", server_round, replies)
+        return super().aggregate_train(server_round, replies)
+
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        messages = list(super().configure_evaluate(server_round, arrays, config, grid))
+        self.wire.record("sent", server_round, messages)
+        return messages
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        replies = list(replies)
+        self.wire.record("received", server_round, replies)
+        return super().aggregate_evaluate(server_round, replies)

@@ -1,0 +1,124 @@
+"""The triage network and a site's local work: per-sample losses, training, evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+from torch.nn import functional
+
+
+class TriageNet(nn.Module):
+    """Three conv stages and a linear head (about 25 k parameters) on a 64x64 key slice."""
+
+    def __init__(self, classes: int, width: int = 16) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = 1
+        for out in (width, 2 * width, 4 * width):
+            layers += [nn.Conv2d(channels, out, 3, padding=1), nn.BatchNorm2d(out), nn.ReLU(), nn.MaxPool2d(2)]
+            channels = out
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(channels, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.head(self.features(x))
+        return out
+
+
+def build_model(classes: int, seed: int = 0) -> TriageNet:
+    torch.manual_seed(seed)
+    return TriageNet(classes)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: npt.NDArray[np.float32], batch: int = 256) -> torch.Tensor:
+    """Class probabilities, eval mode."""
+    model.eval()
+    x = torch.from_numpy(images)
+    return torch.cat([functional.softmax(model(x[i : i + batch]), dim=1) for i in range(0, len(x), batch)])
+
+
+def per_sample_losses(model: nn.Module, images: npt.NDArray[np.float32], labels: npt.NDArray[np.int64]) -> torch.Tensor:
+    probs = predict(model, images)
+    return -torch.log(probs[torch.arange(len(labels)), torch.from_numpy(labels)].clamp_min(1e-12))
+
+
+def train_epochs(
+    model: nn.Module,
+    images: npt.NDArray[np.float32],
+    targets: npt.NDArray[np.int64],
+    alpha: npt.NDArray[np.float32] | None,
+    *,
+    epochs: int,
+    lr: float,
+    batch: int = 32,
+    proximal_mu: float = 0.0,
+    seed: int = 0,
+) -> float:
+    """SGD on (images, targets); credal loss when ``alpha`` is given, else cross-entropy.
+    ``proximal_mu > 0`` adds FedProx's ``mu/2 ||w - w_global||^2``. Returns the last mean loss."""
+    from medgate_fl.adjust import credal_loss
+
+    if len(targets) == 0:
+        return 0.0
+    anchor = [p.detach().clone() for p in model.parameters()] if proximal_mu > 0 else []
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+    gen = torch.Generator().manual_seed(seed)
+    x, y = torch.from_numpy(images), torch.from_numpy(targets)
+    a = torch.from_numpy(alpha) if alpha is not None else None
+    model.train()
+    last = 0.0
+    for _ in range(epochs):
+        order = torch.randperm(len(y), generator=gen)
+        total, seen = 0.0, 0
+        for i in range(0, len(y), batch):
+            idx = order[i : i + batch]
+            if len(idx) < 2:
+                continue  # BatchNorm needs two samples
+            logits = model(x[idx])
+            loss = functional.cross_entropy(logits, y[idx]) if a is None else credal_loss(logits, y[idx], a[idx]).mean()
+            if anchor:
+                loss = loss + proximal_mu / 2 * sum(
+                    ((p - g) ** 2).sum() for p, g in zip(model.parameters(), anchor, strict=True)
+                )
+            opt.zero_grad()
+            loss.backward()  # type: ignore[no-untyped-call]
+            opt.step()
+            total += float(loss) * len(idx)
+            seen += len(idx)
+        last = total / max(seen, 1)
+    return last
+
+
+def classification_metrics(pred: npt.NDArray[np.int64], truth: npt.NDArray[np.int64], classes: int) -> dict[str, float]:
+    """Accuracy, macro-F1 and the recall of the rarest class present in ``truth``."""
+    f1s, recalls = [], {}
+    for c in range(classes):
+        tp = float(np.sum((pred == c) & (truth == c)))
+        fp = float(np.sum((pred == c) & (truth != c)))
+        fn = float(np.sum((pred != c) & (truth == c)))
+        f1s.append(2 * tp / max(2 * tp + fp + fn, 1.0))
+        if tp + fn > 0:
+            recalls[c] = tp / (tp + fn)
+    counts = np.bincount(truth, minlength=classes)
+    rare = min(recalls, key=lambda c: counts[c]) if recalls else 0
+    return {
+        "accuracy": float(np.mean(pred == truth)) if len(truth) else 0.0,
+        "macro-f1": float(np.mean(f1s)),
+        "minority-recall": recalls.get(rare, 0.0),
+    }
+
+
+def evaluate(
+    model: nn.Module, images: npt.NDArray[np.float32], labels: npt.NDArray[np.int64], classes: int
+) -> dict[str, float]:
+    pred = predict(model, images).argmax(dim=1).numpy().astype(np.int64)
+    return classification_metrics(pred, labels, classes)
+
+
+def state_arrays(model: nn.Module) -> Mapping[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
