@@ -7,18 +7,25 @@ site's clean held-out slices. Nothing else leaves the site.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+import torch
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from medgate_fl import gmm
 from medgate_fl.adjust import AdaptiveThresholds
-from medgate_fl.site import SiteConfig, evaluate_site, load_site, local_mixture, train_round
-from medgate_fl.task import build_model
+from medgate_fl.site import SiteConfig, evaluate_site, load_site, normalised_losses, train_round
+from medgate_fl.task import build_model, predict
 
 app = ClientApp()
 STATE_KEY = "caa"
+#: The query's predictions, kept in the site's state for the same round's train message
+#: (same global model): FedGSCA's train step then needs no extra forward pass.
+PROBS_KEY = "gmm-probs"
+#: A site's arrays are read (or generated) once per process, not once per message.
+cached_site = lru_cache(maxsize=16)(load_site)
 
 
 def site_config(context: Context) -> SiteConfig:
@@ -51,18 +58,22 @@ def mixture_from(config: ConfigRecord) -> gmm.Mixture | None:
 
 @app.query("gmm")
 def query_gmm(msg: Message, context: Context) -> Message:
-    site = load_site(site_config(context))
+    site = cached_site(site_config(context))
     model = build_model(site.classes)
     model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
     config = msg.content.config_records["config"]
-    local = local_mixture(site, model, mixture_from(config), bool(config.get("per-class-norm", False)))
+    probs = predict(model, site.images)
+    losses = normalised_losses(site, model, bool(config.get("per-class-norm", False)), probs)
+    local = gmm.fit(losses, init=mixture_from(config))
+    context.state[PROBS_KEY] = ArrayRecord({"probs": Array(probs.numpy())})
+    context.state[PROBS_KEY + "-round"] = ConfigRecord({"server-round": int(config.get("server-round", -1))})  # type: ignore[arg-type]
     record = MetricRecord({**local.as_lists(), "num-examples": len(site.labels)})
     return Message(RecordDict({"gmm": record}), reply_to=msg)
 
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    site = load_site(site_config(context))
+    site = cached_site(site_config(context))
     model = build_model(site.classes)
     model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
     config = msg.content.config_records["config"]
@@ -73,6 +84,13 @@ def train(msg: Message, context: Context) -> Message:
         if saved is not None:
             thresholds.tau_global = float(saved["tau-global"])  # type: ignore[arg-type]
             thresholds.class_probs = [float(v) for v in saved["class-probs"]]  # type: ignore[union-attr]
+    probs = None
+    cached = context.state.array_records.get(PROBS_KEY)
+    stamp = context.state.config_records.get(PROBS_KEY + "-round")
+    if cached is not None and stamp is not None:
+        if stamp["server-round"] == config.get("server-round"):
+            probs = torch.from_numpy(cached["probs"].numpy())
+        del context.state[PROBS_KEY], context.state[PROBS_KEY + "-round"]
     metrics = train_round(
         site,
         model,
@@ -84,6 +102,8 @@ def train(msg: Message, context: Context) -> Message:
         per_class=bool(config.get("per-class-norm", False)),
         credal=str(config.get("loss", "credal")) == "credal",
         proximal_mu=float(config.get("proximal-mu", 0.0)),  # type: ignore[arg-type]
+        selector=str(config.get("selector", "global")),
+        probs=probs,
         seed=int(config.get("server-round", 0)),  # type: ignore[arg-type]
     )
     if thresholds is not None:
@@ -101,7 +121,7 @@ def train(msg: Message, context: Context) -> Message:
 
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
-    site = load_site(site_config(context))
+    site = cached_site(site_config(context))
     model = build_model(site.classes)
     model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
     metrics = evaluate_site(site, model)

@@ -24,6 +24,8 @@ Arrays are cached on disk as ``.npz`` keyed by every parameter that shapes them.
 from __future__ import annotations
 
 import hashlib
+import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,7 +105,9 @@ def generate(seed: int, count: int, profile: str, size: int = SIZE, cache_dir: P
     labels = np.array([p[1] for p in pairs], dtype=np.int64)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
+        # A per-process temporary name: several sites (SuperNodes) may generate the same
+        # held-out set into one cache at once; the last atomic rename wins, all are equal.
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp.npz")
         np.savez(tmp, images=images, labels=labels)
         tmp.replace(path)
     return SiteData(-1, profile, images, labels)

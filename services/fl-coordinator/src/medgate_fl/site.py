@@ -59,8 +59,15 @@ def load_site(cfg: SiteConfig) -> Site:
     return Site(cfg, raw.images, noisy, truth, test.images, data.task_labels(test.labels, cfg.task))
 
 
-def normalised_losses(site: Site, model: torch.nn.Module, per_class: bool) -> npt.NDArray[np.float64]:
-    losses = per_sample_losses(model, site.images, site.labels).numpy().astype(np.float64)
+def normalised_losses(
+    site: Site, model: torch.nn.Module, per_class: bool, probs: torch.Tensor | None = None
+) -> npt.NDArray[np.float64]:
+    """Min-max normalised CE losses on the given labels (from ``probs`` when already computed)."""
+    if probs is None:
+        losses = per_sample_losses(model, site.images, site.labels).numpy().astype(np.float64)
+    else:
+        picked = probs[torch.arange(len(site.labels)), torch.from_numpy(site.labels)]
+        losses = (-torch.log(picked.clamp_min(1e-12))).numpy().astype(np.float64)
     return gmm.normalise(losses, site.labels if per_class else None)
 
 
@@ -86,15 +93,19 @@ def fedgsca_targets(
     mixture: gmm.Mixture,
     thresholds: AdaptiveThresholds | None,
     per_class: bool,
+    probs: torch.Tensor | None = None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.bool_], dict[str, float]]:
     """Targets, relaxations and the kept mask for one round of FedGSCA local training.
 
     Clean-set samples keep their label; noisy-set samples take the model's prediction when
     it clears the class threshold (adaptive, or the fixed 0.95 when ``thresholds`` is
-    None) and are dropped for this round otherwise."""
-    posterior = gmm.clean_posterior(mixture, normalised_losses(site, model, per_class))
+    None) and are dropped for this round otherwise. ``probs``: the model's predictions on
+    the site's images when already known (the round's ``query.gmm`` computed them with the
+    same model), else one forward pass serves both the losses and the pseudo-labels."""
+    if probs is None:
+        probs = predict(model, site.images)
+    posterior = gmm.clean_posterior(mixture, normalised_losses(site, model, per_class, probs))
     clean = posterior > 0.5
-    probs = predict(model, site.images)
     noisy_probs = probs[torch.from_numpy(~clean)]
     if thresholds is not None:
         thresholds.update(noisy_probs)
@@ -127,11 +138,23 @@ def train_round(
     per_class: bool = False,
     credal: bool = True,
     proximal_mu: float = 0.0,
+    selector: str = "global",
+    probs: torch.Tensor | None = None,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Local training for ``method`` (fedavg, fedprox, fedgsca); returns scalar metrics."""
+    """Local training for ``method``; returns scalar metrics.
+
+    ``fedavg``/``fedprox``: cross-entropy on the given labels (plus the proximal term).
+    ``fedgsca``: selection with ``mixture`` (the global one), or with the site's own mixture
+    when ``selector == "local"``, then Client Adaptive Adjustment. ``clean``: cross-entropy
+    on the true labels (the synthetic-data upper bound)."""
+    if method == "fedgsca" and selector == "local":
+        mixture = local_mixture(site, model, None, per_class)
+    if method == "clean":
+        loss = train_epochs(model, site.images, site.true_labels, None, epochs=epochs, lr=lr, seed=seed)
+        return {"train-loss": loss}
     if method == "fedgsca" and mixture is not None:
-        targets, alpha, keep, stats = fedgsca_targets(site, model, mixture, thresholds, per_class)
+        targets, alpha, keep, stats = fedgsca_targets(site, model, mixture, thresholds, per_class, probs)
         loss = train_epochs(
             model, site.images[keep], targets[keep], alpha[keep] if credal else None,
             epochs=epochs, lr=lr, seed=seed,

@@ -88,7 +88,7 @@ def train_epochs(
             opt.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
             seen += len(idx)
         last = total / max(seen, 1)
     return last

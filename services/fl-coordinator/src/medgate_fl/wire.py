@@ -53,6 +53,7 @@ class WireLog:
                     "type": msg.metadata.message_type,
                     "node": msg.metadata.dst_node_id if direction == "sent" else msg.metadata.src_node_id,
                     "error": msg.has_error(),
+                    "reason": msg.error.reason if msg.has_error() else None,
                     "content": None if msg.has_error() else describe_content(msg.content),
                 }
                 f.write(json.dumps(entry) + "\n")

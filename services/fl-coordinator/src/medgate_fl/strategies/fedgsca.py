@@ -6,26 +6,28 @@ with its own two-component mixture (weights, means, variances) and its sample co
 server merges them (:func:`medgate_fl.gmm.aggregate`, count-weighted moment matching) and
 puts the merged mixture into the train config, with which the sites split their samples
 into clean and noisy and run Client Adaptive Adjustment. Weights are averaged as in FedAvg.
+Without the global selector (``global_selector=False``, :mod:`.local_gmm`) no query is sent
+and each site fits its own mixture (``selector = "local"`` in the train config).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from logging import INFO
 from pathlib import Path
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, RecordDict
 from flwr.common.logger import log
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import FedAvg
 
 from medgate_fl import gmm
-from medgate_fl.wire import WireLog
+from medgate_fl.strategies.base import SiteStrategy
 
 GMM_QUERY = "query.gmm"
 
 
-class FedGSCA(FedAvg):
+class FedGSCA(SiteStrategy):
+    method = "fedgsca"
+
     def __init__(
         self,
         *,
@@ -35,13 +37,12 @@ class FedGSCA(FedAvg):
         wire_log: Path | None = None,
         **kwargs: object,
     ) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+        super().__init__(wire_log=wire_log, **kwargs)  # type: ignore[arg-type]
         self.warmup_rounds = warmup_rounds
         self.selector_timeout = selector_timeout
         self.global_selector = global_selector
         self.mixture: gmm.Mixture | None = None
         self.mixture_history: dict[int, gmm.Mixture] = {}
-        self.wire = WireLog(wire_log)
 
     def summary(self) -> None:
         super().summary()
@@ -49,6 +50,7 @@ class FedGSCA(FedAvg):
 
     def _gather_mixture(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> None:
         query_config = ConfigRecord(dict(config.items()))
+        query_config["server-round"] = server_round
         if self.mixture is not None:
             query_config.update({f"gmm-{k}": v for k, v in self.mixture.as_lists().items()})
         node_ids = list(grid.get_node_ids())
@@ -71,35 +73,14 @@ class FedGSCA(FedAvg):
             self.mixture_history[server_round] = self.mixture
             log(INFO, "FedGSCA: global mixture from %d sites: %s", len(mixtures), self.mixture)
 
-    def configure_train(
-        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
-    ) -> Iterable[Message]:
-        config = ConfigRecord(dict(config.items()))
+    def round_config(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> ConfigRecord:
+        config = super().round_config(server_round, arrays, config, grid)
         selecting = server_round > self.warmup_rounds
         config["method"] = "fedgsca" if selecting else "fedavg"
-        if selecting and self.global_selector:
+        if selecting and not self.global_selector:
+            config["selector"] = "local"
+        elif selecting:
             self._gather_mixture(server_round, arrays, config, grid)
             if self.mixture is not None:
                 config.update({f"gmm-{k}": v for k, v in self.mixture.as_lists().items()})
-        messages = list(super().configure_train(server_round, arrays, config, grid))
-        self.wire.record("sent", server_round, messages)
-        return messages
-
-    def aggregate_train(
-        self, server_round: int, replies: Iterable[Message]
-    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        replies = list(replies)
-        self.wire.record("received", server_round, replies)
-        return super().aggregate_train(server_round, replies)
-
-    def configure_evaluate(
-        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
-    ) -> Iterable[Message]:
-        messages = list(super().configure_evaluate(server_round, arrays, config, grid))
-        self.wire.record("sent", server_round, messages)
-        return messages
-
-    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
-        replies = list(replies)
-        self.wire.record("received", server_round, replies)
-        return super().aggregate_evaluate(server_round, replies)
+        return config

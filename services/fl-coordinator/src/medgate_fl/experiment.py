@@ -1,0 +1,279 @@
+"""``medgate fl experiment``: methods x noise type x rate x seeds, in process.
+
+Each run is one :func:`medgate_fl.inprocess.federate` call (the real strategy and the real
+ClientApp through a :class:`~medgate_fl.inprocess.LocalGrid`), evaluated centrally after
+every round on a clean held-out set of every scanner profile (Flower's ``evaluate_fn``;
+federated evaluation is off, every site would score the same held-out slices). A run's
+result is one JSON file named by a key hashed from *every* parameter (method, noise, rate,
+seed, all :class:`Settings`, the code's :data:`VERSION`), so an interrupted grid resumes
+where it stopped and a changed parameter never reads a stale result.
+
+Methods: the baselines (``fedavg``, ``fedprox``, ``local-gmm``, ``clean``), ``fedgsca``,
+and its ablations ``fedgsca-fixed`` (fixed 0.95 pseudo-label threshold) and ``fedgsca-ce``
+(plain CE instead of the credal loss); the "no global selector" ablation is ``local-gmm``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flwr.app import ArrayRecord, MetricRecord
+
+from medgate_fl import data
+from medgate_fl.inprocess import federate
+from medgate_fl.task import build_model, evaluate
+
+#: Bump when a change to the code changes results, so cached runs are not reused.
+VERSION = 1
+#: method -> (strategy, run-config overrides)
+METHODS: dict[str, tuple[str, dict[str, str]]] = {
+    "fedavg": ("fedavg", {}),
+    "fedprox": ("fedprox", {}),
+    "local-gmm": ("local-gmm", {}),
+    "clean": ("clean", {}),
+    "fedgsca": ("fedgsca", {}),
+    "fedgsca-fixed": ("fedgsca", {"thresholds": "fixed"}),
+    "fedgsca-ce": ("fedgsca", {"loss": "ce"}),
+}
+#: Each noise type at two rates (extreme: the rate of its noisy sites; heterogeneous: the
+#: average over all sites).
+DEFAULT_NOISE: dict[str, tuple[float, ...]] = {
+    "symmetric": (0.2, 0.4),
+    "asymmetric": (0.2, 0.4),
+    "extreme": (0.6, 0.8),
+    "heterogeneous": (0.2, 0.4),
+}
+SELECTING = ("local-gmm", "fedgsca", "fedgsca-fixed", "fedgsca-ce")
+STABILITY_ROUNDS = 10
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every run of a grid shares."""
+
+    sites: int = 10
+    per_site: int = 120
+    test_count: int = 300
+    rounds: int = 30
+    warmup_rounds: int = 5
+    local_epochs: int = 2
+    lr: float = 0.01
+    alpha: float = 1.0
+    task: str = "multiclass"
+    proximal_mu: float = 0.01
+    per_class_norm: bool = False
+
+
+#: ``--quick``: a smoke configuration, a second or two per run on the dev machine.
+QUICK = Settings(sites=3, per_site=24, test_count=48, rounds=4, warmup_rounds=1, local_epochs=1)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    method: str
+    noise: str
+    rate: float
+    seed: int
+    settings: Settings = field(default_factory=Settings)
+
+    def params(self) -> dict[str, Any]:
+        return {"version": VERSION, "method": self.method, "noise": self.noise, "rate": self.rate,
+                "seed": self.seed, **asdict(self.settings)}  # fmt: skip
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(self.params(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def run_config(self) -> dict[str, bool | float | int | str]:
+        strategy, overrides = METHODS[self.method]
+        s = self.settings
+        config: dict[str, bool | float | int | str] = {
+            "strategy": strategy,
+            "num-server-rounds": s.rounds,
+            "per-site": s.per_site,
+            "test-count": s.test_count,
+            "seed": self.seed,
+            "dirichlet-alpha": s.alpha,
+            "task": s.task,
+            "noise": self.noise,
+            "noise-rate": self.rate,
+            "warmup-rounds": s.warmup_rounds,
+            "min-sites": s.sites,
+            "fraction-evaluate": 0.0,
+            "lr": s.lr,
+            "local-epochs": s.local_epochs,
+            "proximal-mu": s.proximal_mu,
+            **overrides,
+        }
+        if s.per_class_norm:
+            config["per-class-norm"] = True
+        return config
+
+
+def grid(
+    methods: Iterable[str],
+    noise: Mapping[str, Sequence[float]],
+    seeds: Iterable[int],
+    settings: Settings,
+) -> list[RunSpec]:
+    seeds = list(seeds)
+    return [
+        RunSpec(m, kind, float(rate), seed, settings)
+        for kind, rates in noise.items()
+        for rate in rates
+        for seed in seeds
+        for m in methods
+    ]
+
+
+def _centralised(task: str, test_count: int, seed: int, cache_dir: Path | None, times: list[float]) -> Any:
+    test = data.held_out_data(test_count, seed, cache_dir=cache_dir)
+    labels = data.task_labels(test.labels, task)
+    classes = data.num_classes(task)
+
+    def evaluate_fn(server_round: int, arrays: ArrayRecord) -> MetricRecord:
+        times.append(time.perf_counter())
+        model = build_model(classes)
+        model.load_state_dict(arrays.to_torch_state_dict())
+        metrics = evaluate(model, test.images, labels, classes)
+        times.append(time.perf_counter())
+        return MetricRecord(dict(metrics))
+
+    return evaluate_fn
+
+
+def execute(spec: RunSpec, cache_dir: Path | None = None) -> dict[str, Any]:
+    """One run, not cached: per-round metrics and the summary."""
+    s = spec.settings
+    stamps: list[float] = []
+    evaluate_fn = _centralised(s.task, s.test_count, spec.seed, cache_dir, stamps)
+    start = time.perf_counter()
+    fed = federate(spec.run_config(), s.sites, cache_dir=cache_dir, evaluate_fn=evaluate_fn)
+    total = time.perf_counter() - start
+    rounds = range(1, s.rounds + 1)
+    evals = fed.result.evaluate_metrics_serverapp
+    per_round: list[dict[str, float]] = []
+    for r in rounds:
+        row = {k: float(v) for k, v in evals[r].items()}  # type: ignore[arg-type]
+        # Round r ran between the end of evaluation r-1 and the start of evaluation r.
+        row["seconds"] = stamps[2 * r] - stamps[2 * r - 1]
+        train = fed.result.train_metrics_clientapp.get(r)
+        for key in ("selection-precision", "selection-recall", "clean-fraction", "train-loss"):
+            if train is not None and key in train:
+                row[key] = float(train[key])  # type: ignore[arg-type]
+        traffic = [t for t in fed.grid.traffic if t.server_round == r]
+        row["bytes"] = float(sum(t.bytes_sent + t.bytes_received for t in traffic))
+        per_round.append(row)
+    last = per_round[-1]
+    accuracies = [row["accuracy"] for row in per_round[-STABILITY_ROUNDS:]]
+    summary: dict[str, float | None] = {
+        "accuracy": last["accuracy"],
+        "macro-f1": last["macro-f1"],
+        "minority-recall": last["minority-recall"],
+        "accuracy-std-last10": float(np.std(accuracies)),
+        "selection-precision": last.get("selection-precision"),
+        "selection-recall": last.get("selection-recall"),
+        "round-seconds": float(np.mean([row["seconds"] for row in per_round])),
+        "bytes-per-round": float(np.mean([row["bytes"] for row in per_round])),
+    }
+    return {
+        "key": spec.key,
+        "params": spec.params(),
+        "summary": summary,
+        "rounds": per_round,
+        "failed-rounds": list(fed.strategy.failed_rounds),
+        "seconds": total,
+    }
+
+
+def run_one(spec: RunSpec, out_dir: Path, cache_dir: Path | None = None) -> dict[str, Any]:
+    """The run's result, from ``out_dir/runs/<key>.json`` when it is already there."""
+    path = out_dir / "runs" / f"{spec.key}.json"
+    if path.exists():
+        cached: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return cached
+    result = execute(spec, cache_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    tmp.replace(path)
+    return result
+
+
+def run_grid(specs: Sequence[RunSpec], out_dir: Path, cache_dir: Path | None = None) -> list[dict[str, Any]]:
+    return [run_one(spec, out_dir, cache_dir) for spec in specs]
+
+
+def _mean_std(values: Sequence[float]) -> str:
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
+
+
+def markdown(results: Sequence[dict[str, Any]], metric: str = "accuracy") -> str:
+    """One table: a row per (noise, rate), a column per method, mean ± std over seeds."""
+    methods = [m for m in METHODS if any(r["params"]["method"] == m for r in results)]
+    settings = sorted({(r["params"]["noise"], r["params"]["rate"]) for r in results})
+    lines = [f"| noise | rate | {' | '.join(methods)} |", "|---|---|" + "---|" * len(methods)]
+    for noise_kind, rate in settings:
+        cells = []
+        for m in methods:
+            values = [
+                float(r["summary"][metric])
+                for r in results
+                if r["params"]["method"] == m
+                and (r["params"]["noise"], r["params"]["rate"]) == (noise_kind, rate)
+                and r["summary"].get(metric) is not None
+            ]
+            cells.append(_mean_std(values))
+        lines.append(f"| {noise_kind} | {rate:g} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
+def report(results: Sequence[dict[str, Any]]) -> str:
+    """Every metric's table, and the cost of a round per method."""
+    parts = []
+    for metric in ("accuracy", "macro-f1", "minority-recall", "accuracy-std-last10",
+                   "selection-precision", "selection-recall"):  # fmt: skip
+        parts += [f"### {metric}", "", markdown(results, metric), ""]
+    parts += ["### cost per round", "", "| method | seconds | bytes |", "|---|---|---|"]
+    for m in METHODS:
+        rows = [r["summary"] for r in results if r["params"]["method"] == m]
+        if rows:
+            seconds = np.mean([x["round-seconds"] for x in rows])
+            size = np.mean([x["bytes-per-round"] for x in rows])
+            parts.append(f"| {m} | {seconds:.3f} | {size:,.0f} |")
+    return "\n".join(parts) + "\n"
+
+
+def compare_cost(
+    settings: Settings = QUICK,
+    noise: str = "symmetric",
+    rate: float = 0.4,
+    seed: int = 0,
+    cache_dir: Path | None = None,
+) -> dict[str, float]:
+    """FedGSCA's round against FedAvg's: seconds and serialised bytes per round.
+
+    Only rounds after the warm-up count (FedGSCA's warm-up rounds are FedAvg rounds). A
+    discarded FedAvg run first warms torch and the site cache. In process the sites run one
+    after another, so a round's time is the *sum* of the sites' work plus the server's;
+    both methods are measured the same way, which is what the ratio needs."""
+    execute(RunSpec("fedavg", noise, rate, seed, settings), cache_dir)
+    out: dict[str, float] = {}
+    for method in ("fedavg", "fedgsca"):
+        rows = execute(RunSpec(method, noise, rate, seed, settings), cache_dir)["rounds"][settings.warmup_rounds :]
+        out[f"{method}-seconds"] = float(np.mean([row["seconds"] for row in rows]))
+        out[f"{method}-bytes"] = float(np.mean([row["bytes"] for row in rows]))
+    out["time-ratio"] = out["fedgsca-seconds"] / out["fedavg-seconds"]
+    out["bytes-ratio"] = out["fedgsca-bytes"] / out["fedavg-bytes"]
+    return out

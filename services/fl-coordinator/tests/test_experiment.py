@@ -1,0 +1,108 @@
+"""``medgate fl experiment`` on the quick configuration: structure, caching, determinism."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from medgate_fl import experiment
+from medgate_fl.cli import app
+
+METHODS = ["fedavg", "clean", "fedgsca"]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("fl-exp-cache")
+
+
+def test_key_covers_every_parameter() -> None:
+    base = experiment.RunSpec("fedgsca", "symmetric", 0.4, 0, experiment.QUICK)
+    keys = {base.key}
+    for changed in (
+        experiment.RunSpec("fedavg", "symmetric", 0.4, 0, experiment.QUICK),
+        experiment.RunSpec("fedgsca", "asymmetric", 0.4, 0, experiment.QUICK),
+        experiment.RunSpec("fedgsca", "symmetric", 0.2, 0, experiment.QUICK),
+        experiment.RunSpec("fedgsca", "symmetric", 0.4, 1, experiment.QUICK),
+        *(
+            experiment.RunSpec(
+                "fedgsca", "symmetric", 0.4, 0, experiment.Settings(**{**vars(experiment.QUICK), name: value})
+            )
+            for name, value in [
+                ("sites", 4),
+                ("per_site", 25),
+                ("rounds", 5),
+                ("lr", 0.02),
+                ("per_class_norm", True),
+                ("warmup_rounds", 2),
+                ("local_epochs", 2),
+                ("alpha", 0.5),
+                ("test_count", 49),
+                ("proximal_mu", 0.1),
+                ("task", "binary"),
+            ]
+        ),
+    ):
+        keys.add(changed.key)
+    assert len(keys) == 16
+    assert experiment.RunSpec("fedgsca", "symmetric", 0.4, 0, experiment.QUICK).key == base.key
+
+
+def test_ablations_map_to_config() -> None:
+    fixed = experiment.RunSpec("fedgsca-fixed", "symmetric", 0.4, 0, experiment.QUICK).run_config()
+    ce = experiment.RunSpec("fedgsca-ce", "symmetric", 0.4, 0, experiment.QUICK).run_config()
+    local = experiment.RunSpec("local-gmm", "symmetric", 0.4, 0, experiment.QUICK).run_config()
+    assert (fixed["strategy"], fixed["thresholds"]) == ("fedgsca", "fixed")
+    assert (ce["strategy"], ce["loss"]) == ("fedgsca", "ce")
+    assert local["strategy"] == "local-gmm"
+
+
+def test_quick_grid_is_sane_cached_and_deterministic(tmp_path: Path, cache: Path) -> None:
+    specs = experiment.grid(METHODS, {"symmetric": (0.4,)}, [0], experiment.QUICK)
+    results = experiment.run_grid(specs, tmp_path / "a", cache)
+    assert [r["params"]["method"] for r in results] == METHODS
+    for r in results:
+        s = r["summary"]
+        assert len(r["rounds"]) == experiment.QUICK.rounds
+        for metric in ("accuracy", "macro-f1", "minority-recall", "accuracy-std-last10"):
+            assert 0.0 <= s[metric] <= 1.0
+        assert s["bytes-per-round"] > 0
+        assert s["round-seconds"] > 0
+        assert (s["selection-precision"] is not None) == (r["params"]["method"] == "fedgsca")
+        assert (tmp_path / "a" / "runs" / f"{r['key']}.json").exists()
+    gsca = results[2]["summary"]
+    assert 0.0 < gsca["selection-precision"] <= 1.0
+    assert 0.0 < gsca["selection-recall"] <= 1.0
+    # FedGSCA's query round carries the model once more: more bytes than FedAvg.
+    assert gsca["bytes-per-round"] > results[0]["summary"]["bytes-per-round"]
+    # Cached: a second call reads the JSON (timings included); a fresh folder recomputes
+    # the same numbers.
+    assert experiment.run_grid(specs, tmp_path / "a", cache) == results
+    again = experiment.execute(specs[2], cache)
+    for a, b in zip(again["rounds"], results[2]["rounds"], strict=True):
+        assert {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
+    table = experiment.report(results)
+    assert "| symmetric | 0.4 |" in table
+    assert "### selection-precision" in table
+
+
+def test_cli_quick_writes_runs_and_tables(tmp_path: Path, cache: Path) -> None:
+    args = ["experiment", "--quick", "--out", str(tmp_path), "--cache-dir", str(cache),
+            "--method", "fedavg", "--noise", "symmetric:0.4", "--seeds", "1", "--rounds", "2"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    runs = list((tmp_path / "runs").glob("*.json"))
+    assert len(runs) == 1
+    assert json.loads(runs[0].read_text())["params"]["rounds"] == 2
+    assert "| fedavg |" in (tmp_path / "results.md").read_text()
+
+
+def test_cost_comparison(cache: Path) -> None:
+    cost = experiment.compare_cost(experiment.Settings(**{**vars(experiment.QUICK), "rounds": 2}), cache_dir=cache)
+    assert cost["fedgsca-seconds"] > 0
+    assert cost["fedavg-seconds"] > 0
+    # A FedGSCA round sends the model once more (query.gmm) and gets 3 x 2 floats back.
+    assert 1.3 < cost["bytes-ratio"] < 1.6

@@ -1,0 +1,98 @@
+"""A site killed during a round, in the in-process federation: the round completes with the
+others when the quorum (``min-replies``) allows, or leaves the global model untouched, and
+the next round proceeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flwr.app import ArrayRecord, Message, MetricRecord
+
+from medgate_fl.inprocess import Federation, federate
+
+SITES = 3
+RUN: dict[str, bool | float | int | str] = {
+    "strategy": "fedgsca",
+    "num-server-rounds": 3,
+    "per-site": 16,
+    "test-count": 12,
+    "noise": "symmetric",
+    "noise-rate": 0.4,
+    "min-sites": SITES,
+    "warmup-rounds": 1,
+    "fraction-evaluate": 0.0,
+    "seed": 0,
+}
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("fl-fault-cache")
+
+
+def _flat(arrays: ArrayRecord) -> np.ndarray:
+    return np.concatenate([a.numpy().ravel() for a in arrays.to_torch_state_dict().values()])
+
+
+def _run(cache: Path, kill: dict[tuple[int, str], str], min_replies: int) -> tuple[Federation, dict[int, np.ndarray]]:
+    """``kill[(site, message_type)] = "raise" | "drop"`` from round 2 on."""
+    models: dict[int, np.ndarray] = {}
+
+    def snapshot(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
+        models[server_round] = _flat(arrays)
+        return None
+
+    def faults(msg: Message, site: int) -> str | None:
+        config = msg.content.config_records["config"]
+        if int(config.get("server-round", 0)) < 2:  # type: ignore[arg-type]
+            return None
+        return kill.get((site, msg.metadata.message_type))
+
+    fed = federate({**RUN, "min-replies": min_replies}, SITES, cache_dir=cache, faults=faults, evaluate_fn=snapshot)
+    return fed, models
+
+
+@pytest.mark.parametrize("how", ["raise", "drop"])
+def test_round_completes_without_a_dead_site(cache: Path, how: str) -> None:
+    fed, models = _run(cache, {(1, "train"): how, (1, "query.gmm"): how}, min_replies=2)
+    assert fed.strategy.failed_rounds == []
+    for r in (2, 3):
+        assert np.isfinite(models[r]).all()
+        assert not np.array_equal(models[r], models[r - 1])
+        assert "selection-precision" in fed.result.train_metrics_clientapp[r]
+    # The global mixture of rounds 2 and 3 came from the two live sites only.
+    assert set(fed.strategy.mixture_history) == {2, 3}  # type: ignore[attr-defined]
+    replies = [(t.server_round, t.message_type, t.replies) for t in fed.grid.traffic]
+    expected_train = SITES if how == "raise" else SITES - 1  # an error reply still arrives
+    assert (2, "train", expected_train) in replies
+    assert (3, "train", expected_train) in replies
+
+
+def test_below_quorum_the_global_model_is_kept(cache: Path) -> None:
+    kill = {(0, "train"): "drop", (1, "train"): "raise"}
+    fed, models = _run(cache, kill, min_replies=2)
+    assert fed.strategy.failed_rounds == [2, 3]
+    assert np.array_equal(models[2], models[1])
+    assert np.array_equal(models[3], models[1])
+    assert np.array_equal(_flat(fed.result.arrays), models[1])
+
+
+def test_failed_round_then_recovery(cache: Path) -> None:
+    """Sites fail in round 2 only; round 3 trains again from round 1's model."""
+    models: dict[int, np.ndarray] = {}
+
+    def snapshot(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
+        models[server_round] = _flat(arrays)
+        return None
+
+    def faults(msg: Message, site: int) -> str | None:
+        round_ = int(msg.content.config_records["config"].get("server-round", 0))  # type: ignore[arg-type]
+        return "raise" if round_ == 2 and msg.metadata.message_type == "train" and site > 0 else None
+
+    fed = federate({**RUN, "min-replies": 2}, SITES, cache_dir=cache, faults=faults, evaluate_fn=snapshot)
+    assert fed.strategy.failed_rounds == [2]
+    assert np.array_equal(models[2], models[1])
+    assert not np.array_equal(models[3], models[2])
+    assert np.isfinite(models[3]).all()
