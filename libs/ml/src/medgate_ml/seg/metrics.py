@@ -14,6 +14,7 @@ on a lesion. F1 is the harmonic mean of those precision and recall.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -89,10 +90,15 @@ def score_volume(
     dice = float(compute_dice(p, t, include_background=False)[0, 0])
     jaccard = float(compute_iou(p, t, include_background=False)[0, 0])
     if pred.any():
-        hd95 = float(compute_hausdorff_distance(p, t, include_background=False, percentile=95, spacing=spacing)[0, 0])
-        asd = float(
-            compute_average_surface_distance(p, t, include_background=False, symmetric=True, spacing=spacing)[0, 0]
-        )
+        with warnings.catch_warnings():
+            # MONAI 1.6 warns about an argument that its own surface-distance code passes.
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"monai\.")
+            hd95 = float(
+                compute_hausdorff_distance(p, t, include_background=False, percentile=95, spacing=spacing)[0, 0]
+            )
+            asd = float(
+                compute_average_surface_distance(p, t, include_background=False, symmetric=True, spacing=spacing)[0, 0]
+            )
     else:
         hd95 = asd = float(np.linalg.norm(np.asarray(pred.shape) * np.asarray(spacing)))
     return VolumeScore(name, True, dice, jaccard, hd95, asd, len(ids), found, n_pred, true_pred)

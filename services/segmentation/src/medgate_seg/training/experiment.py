@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 RATIOS = (0.05, 0.10)
 SEEDS = (0, 1, 2)
 COMPARED = ("supervised", "mean_teacher", "cps", "barl")
-ABLATIONS = ("dpr", "pcbc", "region", "instance")
+ABLATIONS = ("dpr", "pcbc", "region", "instance", "progressive")
 METRICS = ("dice", "jaccard", "hd95_mm", "asd_mm", "lesion_f1", "lesion_recall", "lesion_precision")
 
 
@@ -86,6 +86,7 @@ def run_one(spec: RunSpec, out_dir: Path, keep_checkpoint: bool = False) -> dict
         "hyper": asdict(hyper),
         "train_seconds": round(result.seconds, 1),
         "eval_seconds": round(time.perf_counter() - start, 1),
+        "versions": versions(),
         "summary": summary,
         "volumes": as_rows(scores),
         "history": result.history,
@@ -96,6 +97,20 @@ def run_one(spec: RunSpec, out_dir: Path, keep_checkpoint: bool = False) -> dict
         torch.save(result.method.state(), runs / f"{spec.key}.pt")
     (runs / f"{spec.key}.json").write_text(json.dumps(row, indent=1) + "\n")
     return row
+
+
+def versions() -> dict[str, str]:
+    """Library versions a run's numbers depend on, stored with the run."""
+    import monai
+    import torch
+
+    return {"torch": torch.__version__, "monai": monai.__version__, "numpy": np.__version__}
+
+
+def _cached(spec: RunSpec, out_dir: Path) -> bool:
+    """A stored run counts only if it was made from exactly this spec."""
+    path = out_dir / "runs" / f"{spec.key}.json"
+    return path.exists() and json.loads(path.read_text()).get("spec") == asdict(spec)
 
 
 def _run_logged(args: tuple[RunSpec, Path, bool]) -> dict[str, object]:
@@ -115,7 +130,7 @@ def run_grid(
 ) -> list[dict[str, object]]:
     """Run every spec not yet on disk (``workers`` at a time) and return all rows."""
     specs = list(specs)
-    todo = [s for s in specs if not (out_dir / "runs" / f"{s.key}.json").exists()]
+    todo = [s for s in specs if not _cached(s, out_dir)]
     # Longest first, so that the pool does not end on one long run.
     todo.sort(key=lambda s: (s.method == "supervised", s.method == "mean_teacher"))
     if todo:
@@ -134,7 +149,7 @@ def aggregate(rows: Sequence[dict[str, object]]) -> dict[str, dict[str, object]]
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         spec: dict[str, Any] = row["spec"]  # type: ignore[assignment]
-        name = spec["method"] if spec["without"] is None else f"{spec['method']} - {spec['without']}"
+        name = _label(spec)
         groups.setdefault(f"{name}@{spec['ratio']}", []).append(row)
     out: dict[str, dict[str, object]] = {}
     for key, members in groups.items():
@@ -191,10 +206,46 @@ def write_summary(specs: Sequence[RunSpec], out_dir: Path, name: str, workers: i
     rows = run_grid(specs, out_dir, workers)
     groups = aggregate(rows)
     order = sorted(groups, key=lambda k: (-groups[k]["ratio"], _ORDER.get(str(groups[k]["method"]), 9), k))  # type: ignore[operator]
-    text = table(groups, order)
+    text = table(groups, order) + "\n\n" + paired_table(rows)
     (out_dir / f"{name}.json").write_text(json.dumps(groups, indent=1) + "\n")
     (out_dir / f"{name}.md").write_text(text + "\n")
     return text
 
 
 _ORDER = {"supervised": 0, "mean_teacher": 1, "cps": 2, "barl": 3}
+
+
+def _label(spec: dict[str, Any]) -> str:
+    return str(spec["method"]) if spec["without"] is None else f"{spec['method']} - {spec['without']}"
+
+
+def _std(values: np.ndarray) -> float:
+    return float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def paired_table(rows: Sequence[dict[str, object]], reference: str = "barl") -> str:
+    """Full BARL minus every other configuration at the same ratio, seed by seed (paired: same
+    labelled subset and initial weights), as mean ± std over seeds, in Dice and F1 points."""
+    by_key: dict[tuple[str, float, int], dict[str, Any]] = {}
+    for row in rows:
+        spec: dict[str, Any] = row["spec"]  # type: ignore[assignment]
+        by_key[(_label(spec), float(spec["ratio"]), int(spec["seed"]))] = row["summary"]  # type: ignore[assignment]
+    lines = [
+        f"| {reference} minus | labelled | Δ Dice (points) | Δ lesion F1 (points) "
+        f"| seeds where {reference} is better (Dice) |",
+        "|---|---|---|---|---|",
+    ]
+    others = sorted({(k[0], k[1]) for k in by_key if k[0] != reference and k[1] < 1.0}, key=lambda o: (-o[1], o[0]))
+    for label, ratio in others:
+        seeds = sorted(k[2] for k in by_key if k[0] == label and k[1] == ratio and (reference, ratio, k[2]) in by_key)
+        if not seeds:
+            continue
+        dice = np.array([by_key[(reference, ratio, s)]["dice"] - by_key[(label, ratio, s)]["dice"] for s in seeds])
+        f1 = np.array(
+            [by_key[(reference, ratio, s)]["lesion_f1"] - by_key[(label, ratio, s)]["lesion_f1"] for s in seeds]
+        )
+        lines.append(
+            f"| {label} | {ratio * 100:.0f} % | {dice.mean() * 100:+.1f} ± {_std(dice) * 100:.1f} | "
+            f"{f1.mean() * 100:+.1f} ± {_std(f1) * 100:.1f} | {int((dice > 0).sum())} of {len(seeds)} |"
+        )
+    return "\n".join(lines)

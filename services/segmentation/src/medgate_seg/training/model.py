@@ -60,7 +60,8 @@ def train_served_model(
     test_count: int = 20,
     version: str = "1.0.0",
 ) -> dict[str, object]:
-    torch.set_num_threads(int(os.environ.get("MEDGATE_SEG_THREADS", str(torch.get_num_threads()))))
+    # One thread by default: float reductions then run in the same order on every machine.
+    torch.set_num_threads(int(os.environ.get("MEDGATE_SEG_THREADS", "1")))
     train = training_set(train_count)
     labelled_idx, unlabelled_idx = labelled_split(len(train), ratio, seed)
     hyper = Hyper(iterations=iterations)
