@@ -114,12 +114,18 @@ def test_medgate_up_runs_everything_without_a_server(tmp_path: Path) -> None:
 
         [job] = wait_for(finished, 60, "the job to finish")
         assert job["study_instance_uid"] == str(ds.StudyInstanceUID)
-        # the quality gate is installed and judges the study; the other model steps are not installed yet
+        # the quality gate judges the study; the lesion model cannot take one slice and says so
+        # (the job still reaches review); the reasoning service is not installed yet
         iqa = job["steps"][0]
         assert iqa["name"] == "iqa" and iqa["status"] == "done", iqa
         rejected = iqa["result"]["verdict"] == "reject"
         assert job["status"] == ("quality_rejected" if rejected else "review_ready")
-        assert [s["status"] for s in job["steps"][1:]] == ["skipped" if rejected else "not_installed"] * 2 + ["done"]
+        if rejected:
+            assert [s["status"] for s in job["steps"][1:]] == ["skipped", "skipped", "done"]
+        else:
+            assert [s["status"] for s in job["steps"][1:]] == ["done", "not_installed", "done"]
+            [refused] = job["steps"][1]["result"]["not_segmented"]
+            assert refused["code"] == "single_slice" and "single slice" in refused["reason"]
     finally:
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=60)

@@ -20,7 +20,7 @@ from celery import Celery
 from seg_fixtures import Series, as_modality, remake
 from shared_fixtures import drain_step_events, store_study
 
-from medgate_common.errors import GeometryError, ModelError
+from medgate_common.errors import ModelError
 from medgate_common.schemas import StudyRef, StudySegmentation
 from medgate_common.schemas.workflow import StepEventKind, StepName, StepRequest
 from medgate_common.storage import LocalStorage, storage_from_uri
@@ -88,14 +88,14 @@ def test_a_study_without_a_ct_series_is_not_installed_for_this_model(
     assert not (storage.root / "jobs").exists()
 
 
-def test_a_study_whose_only_ct_cannot_be_segmented_fails_with_the_reason(
+def test_a_series_that_cannot_be_segmented_is_named_with_its_reason_and_the_step_is_done(
     step: tasks.SegmentStep, storage: LocalStorage, phantom_series: Series
 ) -> None:
     holed = remake(phantom_series[:6] + phantom_series[9:], lambda n, ds: None)
-    with pytest.raises(GeometryError) as caught:
-        step.run(request_for(storage, store_study(storage, holed)))
-    assert caught.value.details["reason"] == "missing_slices"
-    # beside a good series it is named in the result instead
+    alone = StudySegmentation.model_validate(step.run(request_for(storage, store_study(storage, holed))).result)
+    assert alone.series == () and [s.code for s in alone.not_segmented] == ["missing_slices"]
+    assert "missing" in alone.not_segmented[0].reason
+    # beside a good series, the good one is segmented
     study = StudySegmentation.model_validate(
         step.run(request_for(storage, store_study(storage, phantom_series, holed))).result
     )
@@ -120,7 +120,7 @@ def app(settings: SegSettings, step: tasks.SegmentStep) -> Iterator[Celery]:
     celery.close()
 
 
-def test_the_celery_task_reports_done_with_the_lesions_or_failed_with_the_code(
+def test_the_celery_task_reports_done_with_the_lesions_or_with_the_reason_it_could_not_segment(
     app: Celery, storage: LocalStorage, phantom_series: Series
 ) -> None:
     task = app.tasks["seg.segment"]
@@ -133,8 +133,10 @@ def test_the_celery_task_reports_done_with_the_lesions_or_failed_with_the_code(
     assert done.model is not None and done.model.backend == "onnxruntime"
     assert done.artifacts[0].uri == request.output_prefix + "/lesions.json"
 
-    tilted = request_for(storage, store_study(storage, phantom_series[:1]))
-    task.apply(args=[tilted.model_dump(mode="json")])
-    _, failed = drain_step_events(app)
-    assert failed.kind is StepEventKind.failed and failed.error_code == "inconsistent_geometry"
-    assert "single slice" in failed.error_detail and failed.attempt == 1  # not retried
+    single = request_for(storage, store_study(storage, phantom_series[:1]))
+    task.apply(args=[single.model_dump(mode="json")])
+    _, done = drain_step_events(app)
+    assert done.kind is StepEventKind.done and done.attempt == 1  # not retried
+    refused = StudySegmentation.model_validate(done.result)
+    assert refused.series == () and [s.code for s in refused.not_segmented] == ["single_slice"]
+    assert "single slice" in refused.not_segmented[0].reason

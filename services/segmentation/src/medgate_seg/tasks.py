@@ -10,8 +10,12 @@ PNGs. Policy:
   ``not_segmented`` without reading its pixels; if no routed series is of a supported
   modality the step reports ``not_installed`` (no lesion model for that modality is part of
   this installation), so an MR study is not failed for it;
-* a series that cannot be segmented (missing slices, a gantry tilt, ...) is listed with its
-  reason; if no series could be segmented the step fails with the first refusal's code;
+* a series that cannot be segmented (a single slice, missing slices, a gantry tilt, ...) is
+  listed in ``not_segmented`` with its code and reason, and the step is done. That holds
+  even when no series could be segmented: segmentation assists the reader, it does not
+  gate the study (the quality gate does), so a study the model cannot take still reaches
+  review, where the reasons are shown instead of lesions. The input will not change on a
+  retry, so failing the job would only keep the study from its reader;
 * no weights in the package and none configured: ``not_installed``, as before the model came;
 * the SEG's UIDs derive from the request (job, run, dispatch, series), so a redelivered
   task writes the same object again.
@@ -105,13 +109,11 @@ class SegmentStep:
         folder = storage.path_for(request.output_prefix).relative_to(storage.root).as_posix()
         results: list[SegmentationResult] = []
         artifacts: list[Artifact] = []
-        first_error: InputError | None = None
         for series in wanted:
             try:
                 datasets = [read_dataset(storage.get_bytes(uri)) for uri in series.instance_uris]
                 segmentation = self.segmenter.segment(datasets)
             except InputError as exc:
-                first_error = first_error or exc
                 skipped.append(_refusal(series, exc))
                 log.info("series not segmented", extra={"job_id": request.job_id, "code": exc.code})
                 continue
@@ -123,8 +125,6 @@ class SegmentStep:
             )
             results.append(written.result)
             artifacts.extend(written.artifacts)
-        if not results and first_error is not None:
-            raise first_error
         study = StudySegmentation(
             study_instance_uid=request.study.study_instance_uid, series=tuple(results), not_segmented=tuple(skipped)
         )
