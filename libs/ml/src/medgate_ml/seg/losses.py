@@ -118,7 +118,7 @@ def bias_correction(
     return total
 
 
-def _prototype(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def prototype(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Masked mean of ``features`` [C, ...] over ``mask`` [...]."""
     return (features * mask).flatten(1).sum(1) / (mask.sum() + EPS)
 
@@ -135,7 +135,7 @@ def region_alignment(
             m = (masks[n] == k).float()[None]
             if float(m.sum()) < min_voxels:
                 continue
-            ca, cb = _prototype(features_a[n], m), _prototype(features_b[n], m)
+            ca, cb = prototype(features_a[n], m), prototype(features_b[n], m)
             terms.append(1.0 - functional.cosine_similarity(ca, cb, dim=0))
     if not terms:
         return torch.zeros((), device=features_a.device)
@@ -194,8 +194,8 @@ def instance_alignment(
         pairs = match_instances(inst_a, inst_b)
         if not pairs:
             continue
-        za = torch.stack([_prototype(features_a[n], torch.from_numpy(inst_a[i]).float()[None]) for i, _ in pairs])
-        zb = torch.stack([_prototype(features_b[n], torch.from_numpy(inst_b[j]).float()[None]) for _, j in pairs])
+        za = torch.stack([prototype(features_a[n], torch.from_numpy(inst_a[i]).float()[None]) for i, _ in pairs])
+        zb = torch.stack([prototype(features_b[n], torch.from_numpy(inst_b[j]).float()[None]) for _, j in pairs])
         za, zb = functional.normalize(za, dim=1), functional.normalize(zb, dim=1)
         loss = (1.0 - (za * zb).sum(1)).mean()
         if len(pairs) >= 2:

@@ -183,6 +183,15 @@ class TwoBranch(Method):
         strong = strong_view(weak, self.generator)
         return self.nets[0](weak), self.nets[1](strong), y, x_l.shape[0]
 
+    @staticmethod
+    def supervised(a: SegOutput, b: SegOutput, y: torch.Tensor, n_l: int) -> torch.Tensor:
+        """Deep supervision of both branches on the labelled part of the batch, averaged."""
+        labelled = y[:n_l]
+        return 0.5 * (
+            losses.supervised([z[:n_l] for z in a.logits], labelled)
+            + losses.supervised([z[:n_l] for z in b.logits], labelled)
+        )
+
 
 class CrossPseudoSupervision(TwoBranch):
     name = "cps"
@@ -192,12 +201,8 @@ class CrossPseudoSupervision(TwoBranch):
     ) -> dict[str, torch.Tensor]:
         a, b, y, n_l = self.forward_views(x_l, y_l, x_u)
         size = tuple(y.shape[1:])
-        sup = 0.5 * (
-            losses.supervised([z[:n_l] for z in a.logits], y[:n_l])
-            + losses.supervised([z[:n_l] for z in b.logits], y[:n_l])
-        )
         cross = losses.dual_path([a.final], [b.final], size, tau=0.0)
-        return {"sup": sup, "cps": self.hyper.cross_weight * self.ramp(step) * cross}
+        return {"sup": self.supervised(a, b, y, n_l), "cps": self.hyper.cross_weight * self.ramp(step) * cross}
 
 
 class Barl(TwoBranch):
@@ -215,13 +220,7 @@ class Barl(TwoBranch):
         size = tuple(y.shape[1:])
         lam = h.cross_weight * self.ramp(step)
         mu = h.align_weight * self.ramp(step)
-        terms = {
-            "sup": 0.5
-            * (
-                losses.supervised([z[:n_l] for z in a.logits], y[:n_l])
-                + losses.supervised([z[:n_l] for z in b.logits], y[:n_l])
-            )
-        }
+        terms = {"sup": self.supervised(a, b, y, n_l)}
         # Without DPR the label space keeps CPS's plain finest-scale cross supervision, so
         # that removing DPR removes the multi-scale, confidence-masked part, not co-training.
         if parts.dpr:
@@ -247,11 +246,7 @@ class Barl(TwoBranch):
                 truth = (y[:n_l] == 1).numpy()
                 fg_a[:n_l], fg_b[:n_l] = truth, truth
                 background = torch.stack(
-                    [
-                        (b.features[n] * (agreed[n] == 0).float()[None]).flatten(1).sum(1)
-                        / ((agreed[n] == 0).sum() + 1e-6)
-                        for n in range(y.shape[0])
-                    ]
+                    [losses.prototype(b.features[n], (agreed[n] == 0).float()[None]) for n in range(y.shape[0])]
                 )
                 terms["instance"] = mu * losses.instance_alignment(a.features, b.features, fg_a, fg_b, background)
         return terms

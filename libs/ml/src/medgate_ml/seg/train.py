@@ -53,15 +53,27 @@ def train_method(
     return RunResult(method, time.perf_counter() - start, history)
 
 
-def predict(net: DeepSupervisedUNet, image: np.ndarray, overlap: float = 0.25) -> np.ndarray:
-    """Lesion probability of a [D, H, W] volume by Gaussian-blended sliding windows of ``PATCH``."""
-    model = Probabilities(net).eval()
+def sliding_probability(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    image: np.ndarray,
+    patch: Sequence[int] = PATCH,
+    overlap: float = 0.25,
+) -> np.ndarray:
+    """Lesion probability of a [D, H, W] volume by Gaussian-blended sliding windows of
+    ``patch``; ``model`` maps [N, 1, *patch] to softmax [N, 2, *patch] (torch or ONNX)."""
     x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
     with torch.no_grad():
-        out = sliding_window_inference(x, PATCH, 4, model, overlap=overlap, mode="gaussian", padding_mode="constant")
+        out = sliding_window_inference(
+            x, tuple(patch), 4, model, overlap=overlap, mode="gaussian", padding_mode="constant"
+        )
     assert isinstance(out, torch.Tensor)
     result: np.ndarray = out[0, 1].numpy()
     return result
+
+
+def predict(net: DeepSupervisedUNet, image: np.ndarray, overlap: float = 0.25) -> np.ndarray:
+    """Lesion probability of one network (the finest head's softmax) over a whole volume."""
+    return sliding_probability(Probabilities(net).eval(), image, PATCH, overlap)
 
 
 def evaluate(net: DeepSupervisedUNet, volumes: Sequence[Volume]) -> tuple[dict[str, float], list[VolumeScore]]:

@@ -25,7 +25,8 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Train one model, score it on the held-out test set, export it to ONNX with its card."""
-        from medgate_seg.training.model import train_served_model, weights_dir
+        from medgate_seg.core.model import weights_dir
+        from medgate_seg.training.model import train_served_model
 
         card = train_served_model(out or weights_dir(), method, labelled, seed, iterations)
         typer.echo(json.dumps(card["test_metrics"], indent=2))

@@ -31,20 +31,18 @@ from medgate_ml.seg.methods import Hyper
 from medgate_ml.seg.metrics import MIN_IOU
 from medgate_ml.seg.network import DIVISOR, DeepSupervisedUNet
 from medgate_ml.seg.train import evaluate, export, train_method
+from medgate_seg.core.model import CARD_FILE, MODEL_FILE, weights_dir
 
 NAME = "medgate-lesion-seg"
-ONNX_NAME, TORCH_NAME, CARD_NAME = "lesion_seg.onnx", "lesion_seg.pt", "lesion_seg.json"
+#: The torch weights beside the served ONNX file (parity and speed checks; not in the wheel).
+TORCH_NAME = "lesion_seg.pt"
 THRESHOLD, MIN_LESION_VOXELS = 0.5, 8
-
-
-def weights_dir() -> Path:
-    return Path(__file__).resolve().parents[1] / "weights"
 
 
 def load_torch(folder: Path | None = None) -> DeepSupervisedUNet:
     """The committed network in torch (the predictor branch), for parity and speed checks."""
     folder = folder or weights_dir()
-    card = json.loads((folder / CARD_NAME).read_text())
+    card = json.loads((folder / CARD_FILE).read_text())
     net = DeepSupervisedUNet(width=int(card["training"]["hyper"]["width"]))
     net.load_state_dict(torch.load(folder / TORCH_NAME, map_location="cpu", weights_only=True))
     return net.eval()
@@ -69,7 +67,7 @@ def train_served_model(
     net = run.method.predictor.eval()
     summary, _ = evaluate(net, held_out_set(test_count))
     out.mkdir(parents=True, exist_ok=True)
-    report = export(net, out / ONNX_NAME)
+    report = export(net, out / MODEL_FILE)
     torch.save(net.state_dict(), out / TORCH_NAME)
     card: dict[str, object] = {
         "name": NAME,
@@ -112,7 +110,7 @@ def train_served_model(
         "test_metrics": {k: round(v, 4) for k, v in summary.items()},
         "detection_min_iou": MIN_IOU,
     }
-    (out / CARD_NAME).write_text(json.dumps(card, indent=2) + "\n")
+    (out / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
     (out / "MODEL_CARD.md").write_text(model_card(card))
     return card
 

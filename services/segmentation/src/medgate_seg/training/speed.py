@@ -22,10 +22,10 @@ from medgate_common.inference.backend import Array, InferenceResult, TensorSpec
 from medgate_common.schemas.models import ModelInfo
 from medgate_common.synth.study import generate_study, write_dataset
 from medgate_ml.seg.network import Probabilities
-from medgate_seg.core.model import LesionModel
+from medgate_seg.core.model import LesionModel, weights_dir
 from medgate_seg.core.pipeline import Segmenter
 from medgate_seg.core.series import read_series
-from medgate_seg.training.model import load_torch, weights_dir
+from medgate_seg.training.model import load_torch
 
 
 class TorchBackend:
