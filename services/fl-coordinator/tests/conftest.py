@@ -4,6 +4,7 @@ machine's cores are shared; more threads only add contention)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -16,3 +17,10 @@ def _one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder of generated site data for every test here (files are keyed by every
+    parameter that shapes them, so tests with other settings never share a file)."""
+    return tmp_path_factory.mktemp("fl-cache")

@@ -5,18 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from medgate_fl import experiment
 from medgate_fl.cli import app
 
 METHODS = ["fedavg", "clean", "fedgsca"]
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("fl-exp-cache")
 
 
 def test_key_covers_every_parameter() -> None:

@@ -27,11 +27,6 @@ RUN: dict[str, bool | float | int | str] = {
 }
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("fl-fault-cache")
-
-
 def _flat(arrays: ArrayRecord) -> np.ndarray:
     return np.concatenate([a.numpy().ravel() for a in arrays.to_torch_state_dict().values()])
 

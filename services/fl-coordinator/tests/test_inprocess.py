@@ -25,11 +25,6 @@ RUN: dict[str, bool | float | int | str] = {
 }
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("fl-cache")
-
-
 def _run(cache: Path, **overrides: bool | float | int | str) -> Federation:
     return federate({**RUN, **overrides}, SITES, cache_dir=cache)
 
