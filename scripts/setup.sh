@@ -28,6 +28,9 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# MLServer, a KServe v2 server for the remote-inference tests, in its own venv (.venv-mlserver).
+bash "$ROOT/scripts/setup-mlserver.sh"
+
 PACKAGES=(libs/common libs/ml gateway services/iqa services/segmentation services/vlm services/fl-coordinator ui)
 
 # Re-install only when a dependency declaration changed.

@@ -1,6 +1,7 @@
 """Models behind one small interface; serving code never imports torch."""
 
-from medgate_common.inference.backend import InferenceResult, ModelBackend, TensorSpec
+from medgate_common.inference.backend import InferenceResult, ModelBackend, TensorSpec, check_inputs
+from medgate_common.inference.kserve import KServeV2Backend
 from medgate_common.inference.onnx import OnnxRuntimeBackend
 
-__all__ = ["InferenceResult", "ModelBackend", "OnnxRuntimeBackend", "TensorSpec"]
+__all__ = ["InferenceResult", "KServeV2Backend", "ModelBackend", "OnnxRuntimeBackend", "TensorSpec", "check_inputs"]

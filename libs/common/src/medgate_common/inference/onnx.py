@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from medgate_common.errors import ModelError, ModelInputError, NotFoundError
-from medgate_common.inference.backend import Array, InferenceResult, TensorSpec
+from medgate_common.errors import ModelError, NotFoundError
+from medgate_common.inference.backend import Array, InferenceResult, TensorSpec, check_inputs
 from medgate_common.schemas.models import ModelInfo
 from medgate_common.storage import sha256_file
 
@@ -81,26 +81,8 @@ class OnnxRuntimeBackend:
     def outputs(self) -> tuple[TensorSpec, ...]:
         return self._outputs
 
-    def _check(self, inputs: Mapping[str, Array]) -> dict[str, Array]:
-        expected = {s.name: s for s in self._inputs}
-        missing = sorted(set(expected) - set(inputs))
-        extra = sorted(set(inputs) - set(expected))
-        if missing or extra:
-            raise ModelInputError("model inputs do not match", missing=missing, unexpected=extra)
-        feed: dict[str, Array] = {}
-        for name, spec in expected.items():
-            array = np.asarray(inputs[name])
-            if not spec.accepts(array):
-                raise ModelInputError(
-                    f"input {name!r} has dtype {array.dtype} and shape {array.shape}; "
-                    f"the model wants {spec.dtype} {spec.shape}",
-                    input=name,
-                )
-            feed[name] = array
-        return feed
-
     def infer(self, inputs: Mapping[str, Array]) -> InferenceResult:
-        feed = self._check(inputs)
+        feed = check_inputs(self._inputs, inputs)
         started = time.perf_counter()
         try:
             values = self._session.run(None, feed)

@@ -13,3 +13,7 @@ class ModelInfo(WireModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     backend: str = Field(description="e.g. onnxruntime, triton")
     device: str = "cpu"
+    endpoint: str | None = Field(
+        default=None, description="URL of the model on a remote server (KServe v2, Triton); None when run in-process"
+    )
+    platform: str | None = Field(default=None, description="what the remote server says runs it, e.g. onnxruntime_onnx")
