@@ -13,8 +13,8 @@ import pytest
 from gateway_fixtures import PASSWORD, Credentials, serve_in_thread
 from workflow_support import PG_ADMIN, RecordingDispatcher
 
+from medgate_common.postgres import postgres_database
 from medgate_gateway.auth.credentials import hash_secret, issue_token, new_api_key, split_api_key
-from medgate_gateway.bench.stack import postgres_database
 from medgate_gateway.context import GatewayContext
 from medgate_gateway.db.orm import ApiKey, User
 from medgate_gateway.settings import GatewaySettings

@@ -20,9 +20,9 @@ import httpx
 import pytest
 from workflow_support import PG_ADMIN
 
+from medgate_common.postgres import postgres_database
 from medgate_common.synth import SynthStudy
 from medgate_gateway.bench.orthanc import Orthanc, free_port, run_orthanc
-from medgate_gateway.bench.stack import postgres_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 MEDGATE = str(Path(sys.executable).with_name("medgate"))

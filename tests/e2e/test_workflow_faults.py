@@ -22,10 +22,11 @@ import pytest
 from sqlalchemy import func, select
 from workflow_support import PG_ADMIN, executions, ingest_study, jobs_for, wait_for, wait_terminal
 
+from medgate_common.postgres import postgres_database
 from medgate_common.schemas import JobStatus, StepStatus
 from medgate_gateway.auth.users import create_api_key, create_user
 from medgate_gateway.bench.orthanc import free_port
-from medgate_gateway.bench.stack import DistributedStack, RedisServer, postgres_database
+from medgate_gateway.bench.stack import DistributedStack, RedisServer
 from medgate_gateway.context import GatewayContext
 from medgate_gateway.db.orm import Result
 from medgate_gateway.settings import GatewaySettings

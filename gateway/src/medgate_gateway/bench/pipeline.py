@@ -34,9 +34,10 @@ from typing import Any
 import typer
 from sqlalchemy import update
 
+from medgate_common.postgres import postgres_database
 from medgate_common.schemas import JobState, JobStatus
 from medgate_gateway.bench.orthanc import free_port
-from medgate_gateway.bench.stack import DistributedStack, RedisServer, postgres_database
+from medgate_gateway.bench.stack import DistributedStack, RedisServer
 from medgate_gateway.context import GatewayContext
 from medgate_gateway.db.orm import Job, Study
 from medgate_gateway.settings import GatewaySettings

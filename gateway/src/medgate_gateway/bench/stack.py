@@ -9,14 +9,12 @@ workflow fault tests kill and restart its parts.
 from __future__ import annotations
 
 import contextlib
-import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,21 +114,6 @@ class DistributedStack:
         self.stop_gateway()
         for worker in self.workers.values():
             worker.stop()
-
-
-@contextmanager
-def postgres_database(admin_url: str, prefix: str = "mg") -> Iterator[str]:
-    """A throw-away database on the server of ``admin_url``; dropped afterwards, whatever happens."""
-    import psycopg
-
-    name = f"{prefix}_{secrets.token_hex(5)}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class RedisServer:

@@ -17,12 +17,30 @@ def certs_command(
     out: Path = typer.Option(HOME / "certs", help="Folder for ca.crt, ca.key, server.crt, server.key"),
     san: list[str] = typer.Option(["127.0.0.1", "localhost"], help="Names the sites dial (repeatable)"),
     days: int = typer.Option(365),
+    sites: int = typer.Option(0, help="Also make key pairs site-0..N-1 and authorized_keys (for a demo or a test)"),
 ) -> None:
-    """Make a private CA and the SuperLink's TLS certificate."""
-    from medgate_fl.certs import make_certificates
+    """Make a private CA and the SuperLink's TLS certificate (and, with --sites, site keys)."""
+    from medgate_fl.certs import make_certificates, make_site_keys
 
-    for name, path in make_certificates(out, tuple(san), days).items():
+    paths = make_certificates(out, tuple(san), days)
+    if sites:
+        paths.update(make_site_keys(out, [f"site-{k}" for k in range(sites)]))
+    for name, path in paths.items():
         typer.echo(f"{name}: {path}")
+
+
+@app.command("keys")
+def keys_command(
+    name: str = typer.Option(..., help="The site's name (the public key's comment)"),
+    out: Path = typer.Option(HOME / "keys", help="Folder for <name>.key and <name>.pub"),
+) -> None:
+    """Make one site's authentication key pair; add the printed public line to the
+    coordinator's authorized_keys. The private key never leaves the site."""
+    from medgate_fl.certs import make_site_key
+
+    private, public = make_site_key(out, name)
+    typer.echo(f"private key: {private}")
+    typer.echo(public.read_text(encoding="utf-8").strip())
 
 
 @app.command("superlink")
@@ -32,12 +50,33 @@ def superlink_command(
     certs: Path = typer.Option(HOME / "certs", help="Folder made by `medgate fl certs`"),
     database: Path | None = typer.Option(None, help="SQLite state file (default: in memory)"),
     flwr_home: Path = typer.Option(HOME / "flwr-home"),
+    authorized_keys: Path | None = typer.Option(
+        None, help="Sites' public keys, one per line (default: <certs>/authorized_keys; required unless --no-node-auth)"
+    ),
+    no_node_auth: bool = typer.Option(False, "--no-node-auth", help="Accept any SuperNode (TLS only)"),
+    control_port: int = typer.Option(0, help="Serve the control API on this port (0: off)"),
+    control_host: str = typer.Option("127.0.0.1"),
+    metrics_db: str | None = typer.Option(None, help="Runs and rounds database (default: MEDGATE_FL_DATABASE_URL)"),
+    runs_dir: Path | None = typer.Option(None, help="Folder of submitted runs (default: MEDGATE_FL_RUNS_DIR)"),
 ) -> None:
-    """Run the coordinator's SuperLink: TLS, offline, no runtime dependency installation."""
-    from medgate_fl import deploy
+    """Run the coordinator's SuperLink: TLS, SuperNode authentication, offline, no runtime
+    dependency installation; optionally the control API beside it."""
+    from medgate_fl.coordinator import run_coordinator
+    from medgate_fl.settings import FlSettings
 
-    cmd = deploy.superlink_command(host, port, certs, database)
-    os.execve(cmd[0], cmd, deploy.flower_env(flwr_home))  # noqa: S606 - the process becomes the Flower binary
+    keys: Path | None = None
+    if not no_node_auth:
+        keys = authorized_keys or (certs / "authorized_keys")
+        if not keys.exists():
+            raise typer.BadParameter(f"{keys} does not exist (make keys with `medgate fl certs --sites N`)")
+    control = None
+    if control_port:
+        overrides: dict[str, Any] = {"flwr_home": flwr_home, "database_url": metrics_db, "runs_dir": runs_dir}
+        control = FlSettings(**{k: v for k, v in overrides.items() if v is not None})
+    code = run_coordinator(host=host, port=port, certs=certs, database=database, flwr_home=flwr_home,
+                           authorized_keys=keys, control=control, control_host=control_host,
+                           control_port=control_port)  # fmt: skip
+    raise typer.Exit(code)
 
 
 @app.command("site")
@@ -47,13 +86,14 @@ def site_command(
     superlink: str = typer.Option("127.0.0.1:9093", help="host:port of the SuperLink (dialled out)"),
     port: int = typer.Option(9094, help="Local ClientAppIo port"),
     ca: Path = typer.Option(HOME / "certs" / "ca.crt", help="CA that signed the SuperLink's certificate"),
+    key: Path | None = typer.Option(None, help="This site's private key (`medgate fl keys`); needed with node auth"),
     cache_dir: Path | None = typer.Option(None, help="Where the site's generated slices are cached"),
     flwr_home: Path = typer.Option(HOME / "flwr-home"),
 ) -> None:
     """Run one site's SuperNode with its local data; it only dials out to the SuperLink."""
     from medgate_fl import deploy
 
-    cmd = deploy.supernode_command(superlink, port, site_id, num_sites, ca, cache_dir)
+    cmd = deploy.supernode_command(superlink, port, site_id, num_sites, ca, cache_dir, key)
     os.execve(cmd[0], cmd, deploy.flower_env(flwr_home))  # noqa: S606 - the process becomes the Flower binary
 
 

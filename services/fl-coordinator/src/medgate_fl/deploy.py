@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -44,7 +45,12 @@ def flower_env(flwr_home: Path) -> dict[str, str]:
     return env
 
 
-def superlink_command(host: str, port: int, certs: Path | None, database: Path | None = None) -> list[str]:
+def superlink_command(
+    host: str, port: int, certs: Path | None, database: Path | None = None, *, node_auth: bool = False
+) -> list[str]:
+    """``node_auth``: serve only SuperNodes whose public key was registered (needs TLS)."""
+    if node_auth and certs is None:
+        raise ValueError("SuperNode authentication needs TLS certificates")
     cmd = [
         str(BIN / "flower-superlink"),
         "--host",
@@ -61,20 +67,31 @@ def superlink_command(host: str, port: int, certs: Path | None, database: Path |
             "--ssl-certfile", str(certs / "server.crt"),
             "--ssl-keyfile", str(certs / "server.key"),
         ]  # fmt: skip
+    if node_auth:
+        cmd.append("--enable-supernode-auth")
     if database is not None:
         cmd += ["--database", str(database)]
     return cmd
 
 
 def supernode_command(
-    superlink: str, port: int, site_id: int, num_sites: int, ca: Path | None, cache_dir: Path | None
+    superlink: str,
+    port: int,
+    site_id: int,
+    num_sites: int,
+    ca: Path | None,
+    cache_dir: Path | None,
+    key: Path | None = None,
 ) -> list[str]:
-    """A site's SuperNode: dials out to ``superlink`` only; ``port`` is its local ClientAppIo port."""
+    """A site's SuperNode: dials out to ``superlink`` only; ``port`` is its local ClientAppIo
+    port; ``key`` its private authentication key (OpenSSH, from :mod:`medgate_fl.certs`)."""
     config = f"site-id={site_id} num-sites={num_sites}"
     if cache_dir is not None:
         config += f' cache-dir="{cache_dir}"'
     cmd = [str(BIN / "flower-supernode"), "--superlink", superlink, "--port", str(port), "--node-config", config]
     cmd += ["--insecure"] if ca is None else ["--root-certificates", str(ca)]
+    if key is not None:
+        cmd += ["--auth-supernode-private-key", str(key)]
     return cmd
 
 
@@ -86,7 +103,7 @@ def _toml_value(value: object) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def write_app(folder: Path, config: dict[str, object]) -> Path:
+def write_app(folder: Path, config: Mapping[str, object]) -> Path:
     """The Flower app folder ``flwr run`` submits: a pyproject naming our Server/ClientApp."""
     folder.mkdir(parents=True, exist_ok=True)
     lines = "\n".join(f"{key} = {_toml_value(value)}" for key, value in config.items())
@@ -102,5 +119,13 @@ def write_cli_config(flwr_home: Path, address: str, ca: Path | None, name: str =
     (flwr_home / "config.toml").write_text(text, encoding="utf-8")
 
 
-def run_command(app: Path, name: str = "medgate") -> list[str]:
-    return [str(BIN / "flwr"), "run", str(app), name, "--stream"]
+def run_command(app: Path, name: str = "medgate", *, stream: bool = True) -> list[str]:
+    """``flwr run``: with ``stream`` it follows the run's log to the end; without, it prints
+    ``{"success": ..., "run-id": ...}`` as JSON and returns once the run is submitted."""
+    cmd = [str(BIN / "flwr"), "run", str(app), name]
+    return [*cmd, "--stream"] if stream else [*cmd, "--format", "json"]
+
+
+def register_command(public_key: Path, name: str = "medgate") -> list[str]:
+    """``flwr supernode register``: add one site's public key to the SuperLink (Control API)."""
+    return [str(BIN / "flwr"), "supernode", "register", str(public_key), name, "--format", "json"]

@@ -1,16 +1,27 @@
-"""The coordinator's ServerApp: builds the strategy from the run config and runs the rounds."""
+"""The coordinator's ServerApp: builds the strategy from the run config and runs the rounds.
+
+Deployed, it also scores each round's global model on the clean held-out slices
+(``test-count``), records per-round metrics in the database named by ``metrics-db``, and
+after the last round exports the global model (``global.pt``, ``global.onnx``,
+``model_card.json``) into ``out-dir``. The in-process federation calls
+:func:`run_strategy` directly and does none of that.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from logging import WARNING
 from pathlib import Path
 
-import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
+from flwr.common.logger import log
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import Result
 
 from medgate_fl.data import num_classes
+from medgate_fl.global_model import export_global_model, held_out_evaluator
+from medgate_fl.rounds import MeteredGrid, RoundRecorder
+from medgate_fl.rundb import RoundMetrics, RunStore, migrate, public_config
 from medgate_fl.strategies import build_strategy
 from medgate_fl.strategies.base import SiteStrategy
 from medgate_fl.task import build_model
@@ -22,6 +33,8 @@ def strategy_from(run: Mapping[str, object]) -> SiteStrategy:
     """The strategy named by ``strategy`` (default fedgsca), configured from the run config."""
     wire = run.get("wire-log")
     sites = int(run.get("min-sites", 2))  # type: ignore[call-overload]
+    # A dead site costs the selector's query the same wait as a training round.
+    timeout = float(run.get("round-timeout", 600.0))  # type: ignore[arg-type]
     return build_strategy(
         str(run.get("strategy", "fedgsca")),
         min_sites=sites,
@@ -30,6 +43,7 @@ def strategy_from(run: Mapping[str, object]) -> SiteStrategy:
         proximal_mu=float(run.get("proximal-mu", 0.01)),  # type: ignore[arg-type]
         fraction_evaluate=float(run.get("fraction-evaluate", 1.0)),  # type: ignore[arg-type]
         wire_log=Path(str(wire)) if wire else None,
+        selector_timeout=timeout,
     )
 
 
@@ -67,11 +81,81 @@ def run_strategy(
     return strategy, result
 
 
+def _store(run: Mapping[str, object], run_id: int) -> RunStore | None:
+    """The run's metrics database (run config ``metrics-db``), schema migrated, run recorded.
+    A database that cannot be reached here fails the run before any site works."""
+    url = run.get("metrics-db")
+    if not url:
+        return None
+    migrate(str(url))
+    store = RunStore(str(url))
+    store.ensure_run(run_id, dict(run), str(run.get("out-dir", "")), "running")
+    store.set_status(run_id, "running")
+    return store
+
+
+def _close(store: RunStore | None, run_id: int, status: str, summary: dict[str, object] | None = None) -> None:
+    """Record how the run ended; a database error is logged, never raised over the run's own."""
+    if store is None:
+        return
+    try:
+        store.set_status(run_id, status, summary)
+    except Exception as exc:
+        log(WARNING, "run status %r not stored: %s", status, exc)
+    finally:
+        store.dispose()
+
+
+def _recording(store: RunStore | None, run_id: int) -> Callable[[RoundMetrics], None] | None:
+    if store is None:
+        return None
+
+    def sink(row: RoundMetrics) -> None:
+        try:
+            store.add_round(run_id, row)
+        except Exception as exc:  # a metrics outage must not end a federated run
+            log(WARNING, "round %d: metrics not stored: %s", row.round, exc)
+
+    return sink
+
+
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     run = dict(context.run_config)
-    _, result = run_strategy(grid, run)
-    out = run.get("out-dir")
-    if out:
-        Path(str(out)).mkdir(parents=True, exist_ok=True)
-        torch.save(result.arrays.to_torch_state_dict(), Path(str(out)) / "global.pt")
+    task = str(run.get("task", "multiclass"))
+    test_count = int(run.get("test-count", 60))
+    cache = run.get("cache-dir")
+    evaluate = (
+        held_out_evaluator(task, test_count, int(run.get("seed", 0)), Path(str(cache)) if cache else None)
+        if test_count > 0
+        else None
+    )
+    store = _store(run, context.run_id)
+    metered = MeteredGrid(grid)
+    recorder = RoundRecorder(metered, evaluate, _recording(store, context.run_id))
+    try:
+        strategy, result = run_strategy(metered, run, recorder)
+        summary: dict[str, object] = {
+            "rounds": len(recorder.rounds),
+            "failed-rounds": list(strategy.failed_rounds),
+            **recorder.last_metrics,
+        }
+        out = run.get("out-dir")
+        if out:
+            if len(result.arrays) > 0:
+                state = dict(result.arrays.to_torch_state_dict())
+            else:  # every round below quorum: the initial model is the global model
+                state = dict(build_model(num_classes(task), seed=int(run.get("seed", 0))).state_dict())
+            card = export_global_model(
+                state,
+                task,
+                Path(str(out)),
+                run_config=public_config(run),
+                rounds=len(recorder.rounds),
+                metrics=recorder.last_metrics,
+            )
+            summary["onnx-sha256"] = card["sha256"]
+    except BaseException:
+        _close(store, context.run_id, "failed")
+        raise
+    _close(store, context.run_id, "finished", summary)

@@ -24,8 +24,10 @@ def build_strategy(
     proximal_mu: float = 0.01,
     fraction_evaluate: float = 1.0,
     wire_log: Path | None = None,
+    selector_timeout: float = 600.0,
 ) -> SiteStrategy:
-    """``min_sites``: sites to wait for and sample each round; ``min_replies``: the quorum."""
+    """``min_sites``: sites to wait for and sample each round; ``min_replies``: the quorum;
+    ``selector_timeout``: how long FedGSCA waits for the sites' mixtures."""
     common: dict[str, Any] = {
         "min_replies": min_replies,
         "wire_log": wire_log,
@@ -35,7 +37,7 @@ def build_strategy(
         "min_available_nodes": min_sites,
     }
     if name == "fedgsca":
-        return FedGSCA(warmup_rounds=warmup_rounds, **common)
+        return FedGSCA(warmup_rounds=warmup_rounds, selector_timeout=selector_timeout, **common)
     if name == "local-gmm":
         return LocalGMM(warmup_rounds=warmup_rounds, **common)
     if name == "fedavg":
