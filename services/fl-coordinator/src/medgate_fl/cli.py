@@ -108,6 +108,9 @@ def experiment_command(
     sites: int | None = typer.Option(None, help="Override the number of sites"),
     rounds: int | None = typer.Option(None, help="Override the number of rounds"),
     per_site: int | None = typer.Option(None, help="Override the studies per site"),
+    task: str | None = typer.Option(None, help="Override the task: multiclass or binary"),
+    local_epochs: int | None = typer.Option(None, help="Override the local epochs per round"),
+    lr: float | None = typer.Option(None, help="Override the sites' learning rate"),
 ) -> None:
     """Methods x noise type x rate x seeds, in process; resumable (each run cached by its key)."""
     from dataclasses import replace
@@ -115,7 +118,8 @@ def experiment_command(
     from medgate_fl import experiment
 
     settings = experiment.QUICK if quick else experiment.Settings()
-    overrides: dict[str, Any] = {"sites": sites, "rounds": rounds, "per_site": per_site}
+    overrides: dict[str, Any] = {"sites": sites, "rounds": rounds, "per_site": per_site, "task": task,
+                                 "local_epochs": local_epochs, "lr": lr}  # fmt: skip
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     methods = method or list(experiment.METHODS)
     unknown = set(methods) - set(experiment.METHODS)
@@ -138,6 +142,49 @@ def experiment_command(
     table = out / "results.md"
     table.write_text(experiment.report(results), encoding="utf-8")
     typer.echo(f"tables: {table}")
+
+
+@app.command("train-model")
+def train_model_command(
+    out: Path = typer.Option(HOME / "model", help="Folder for global.pt, global.onnx, model_card.json"),
+    method: str = typer.Option(
+        "fedgsca", help="A method of `medgate fl experiment`, or `central` (pooled clean data, one place)"
+    ),
+    epochs: int = typer.Option(30, help="Epochs of the central training"),
+    noise: str = typer.Option("heterogeneous:0.4", help="kind:rate of the sites' label noise"),
+    seed: int = typer.Option(0),
+    task: str = typer.Option("multiclass", help="multiclass or binary"),
+    rounds: int | None = typer.Option(None, help="Override the number of rounds"),
+    cache_dir: Path | None = typer.Option(None, help="Where generated key slices are cached (default: <out>/cache)"),
+    release: Path | None = typer.Option(
+        None, help="Also copy the model into this serving folder as triage.onnx + triage.json (the reasoning service's)"
+    ),
+) -> None:
+    """Train the triage classifier by federation (in process, the experiment's settings)
+    and export it for the reasoning service's triage step."""
+    import shutil
+    from dataclasses import replace
+
+    from medgate_fl import experiment
+    from medgate_fl.global_model import CARD, ONNX
+
+    if method != "central" and method not in experiment.METHODS:
+        raise typer.BadParameter(f"unknown method {method!r}; one of {list(experiment.METHODS)}")
+    kind, _, rate = noise.partition(":")
+    settings = experiment.Settings(task=task)
+    if rounds:
+        settings = replace(settings, rounds=rounds)
+    cache = cache_dir or out / "cache"
+    if method == "central":
+        card = experiment.train_central(settings, seed, epochs, out, cache)
+    else:
+        card = experiment.train_model(experiment.RunSpec(method, kind, float(rate or 0.0), seed, settings), out, cache)
+    typer.echo(f"held-out: {card['held_out_metrics']}  sha256 {str(card['sha256'])[:12]}")
+    if release is not None:
+        release.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out / ONNX, release / "triage.onnx")
+        shutil.copyfile(out / CARD, release / "triage.json")
+        typer.echo(f"released to {release}")
 
 
 @app.command("cost")

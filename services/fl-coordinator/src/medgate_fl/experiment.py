@@ -28,10 +28,10 @@ from flwr.app import ArrayRecord, MetricRecord
 
 from medgate_fl import data
 from medgate_fl.inprocess import federate
-from medgate_fl.task import build_model, evaluate
+from medgate_fl.task import build_model, evaluate, train_epochs
 
 #: Bump when a change to the code changes results, so cached runs are not reused.
-VERSION = 1
+VERSION = 2
 #: method -> (strategy, run-config overrides)
 METHODS: dict[str, tuple[str, dict[str, str]]] = {
     "fedavg": ("fedavg", {}),
@@ -64,7 +64,7 @@ class Settings:
     rounds: int = 30
     warmup_rounds: int = 5
     local_epochs: int = 2
-    lr: float = 0.01
+    lr: float = 1e-3
     alpha: float = 1.0
     task: str = "multiclass"
     proximal_mu: float = 0.01
@@ -191,6 +191,47 @@ def execute(spec: RunSpec, cache_dir: Path | None = None) -> dict[str, Any]:
         "failed-rounds": list(fed.strategy.failed_rounds),
         "seconds": total,
     }
+
+
+def train_model(spec: RunSpec, out: Path, cache_dir: Path | None = None) -> dict[str, object]:
+    """One federation of ``spec`` in process, its final global model scored on the held-out
+    slices and exported (weights, ONNX, card) into ``out``; returns the card."""
+    from medgate_fl.global_model import export_global_model
+
+    s = spec.settings
+    evaluate_fn = _centralised(s.task, s.test_count, spec.seed, cache_dir, [])
+    fed = federate(spec.run_config(), s.sites, cache_dir=cache_dir, evaluate_fn=evaluate_fn)
+    final = fed.result.evaluate_metrics_serverapp[s.rounds]
+    return export_global_model(
+        fed.result.arrays.to_torch_state_dict(),
+        s.task,
+        out,
+        run_config={**spec.run_config(), "method": spec.method, "sites": s.sites},
+        rounds=s.rounds,
+        metrics={k: float(v) for k, v in final.items()},  # type: ignore[arg-type]
+    )
+
+
+def train_central(
+    settings: Settings, seed: int, epochs: int, out: Path, cache_dir: Path | None = None
+) -> dict[str, object]:
+    """The same network trained in one place on the pooled clean data of every site (what
+    the reasoning service serves until a federated model is released); exported like one."""
+    from medgate_fl.global_model import export_global_model
+
+    s = settings
+    sites = [data.site_data(k, s.per_site, seed, s.alpha, cache_dir=cache_dir) for k in range(s.sites)]
+    images = np.concatenate([site.images for site in sites])
+    labels = data.task_labels(np.concatenate([site.labels for site in sites]), s.task)
+    classes = data.num_classes(s.task)
+    model = build_model(classes, seed)
+    train_epochs(model, images, labels, None, epochs=epochs, lr=s.lr, seed=seed)
+    test = data.held_out_data(s.test_count, seed, cache_dir=cache_dir)
+    metrics = evaluate(model, test.images, data.task_labels(test.labels, s.task), classes)
+    config = {"strategy": "central", "seed": seed, "epochs": epochs, "lr": s.lr, "task": s.task, "sites": s.sites,
+              "per-site": s.per_site, "dirichlet-alpha": s.alpha, "studies": len(labels),
+              "test-count": s.test_count}  # fmt: skip
+    return export_global_model(model.state_dict(), s.task, out, run_config=config, rounds=0, metrics=metrics)
 
 
 def run_one(spec: RunSpec, out_dir: Path, cache_dir: Path | None = None) -> dict[str, Any]:

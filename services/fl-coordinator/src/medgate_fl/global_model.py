@@ -80,7 +80,12 @@ def export_global_model(
         "name": "medgate-fl-triage",
         "task": task,
         "classes": list(classes),
-        "input": {"name": INPUT, "shape": ["N", 1, data.SIZE, data.SIZE], "window_hu": list(data.WINDOW_HU)},
+        "input": {
+            "name": INPUT,
+            "shape": ["N", 1, data.SIZE, data.SIZE],
+            "window_hu": list(data.WINDOW_HU),
+            "resize": "area",
+        },
         "output": {"name": OUTPUT, "shape": ["N", len(classes)], "meaning": "class logits (softmax for probabilities)"},
         "rounds": rounds,
         "strategy": str(run_config.get("strategy", "fedgsca")),

@@ -51,7 +51,7 @@ def train_config_from(run: Mapping[str, object]) -> ConfigRecord:
     """What every train message carries from the run config (the strategy adds its own keys)."""
     config = ConfigRecord(
         {
-            "lr": float(run.get("lr", 0.01)),  # type: ignore[arg-type]
+            "lr": float(run.get("lr", 1e-3)),  # type: ignore[arg-type]
             "local-epochs": int(run.get("local-epochs", 1)),  # type: ignore[call-overload]
             "thresholds": str(run.get("thresholds", "adaptive")),
             "loss": str(run.get("loss", "credal")),

@@ -12,7 +12,11 @@ from torch.nn import functional
 
 
 class TriageNet(nn.Module):
-    """Three conv stages and a linear head (about 25 k parameters) on a 64x64 key slice."""
+    """Three conv stages and a linear head (about 25 k parameters) on a 64x64 key slice.
+
+    The head reads the mean and the maximum of each feature map: a lesion covers a few
+    pixels of the slice, which an average alone dilutes.
+    """
 
     def __init__(self, classes: int, width: int = 16) -> None:
         super().__init__()
@@ -21,11 +25,12 @@ class TriageNet(nn.Module):
         for out in (width, 2 * width, 4 * width):
             layers += [nn.Conv2d(channels, out, 3, padding=1), nn.BatchNorm2d(out), nn.ReLU(), nn.MaxPool2d(2)]
             channels = out
-        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.head = nn.Linear(channels, classes)
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(2 * channels, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.head(self.features(x))
+        maps = self.features(x)
+        out: torch.Tensor = self.head(torch.cat([maps.mean(dim=(2, 3)), maps.amax(dim=(2, 3))], dim=1))
         return out
 
 
@@ -59,14 +64,15 @@ def train_epochs(
     proximal_mu: float = 0.0,
     seed: int = 0,
 ) -> float:
-    """SGD on (images, targets); credal loss when ``alpha`` is given, else cross-entropy.
+    """Adam on (images, targets), its state fresh each call (each round); credal loss when
+    ``alpha`` is given, else cross-entropy.
     ``proximal_mu > 0`` adds FedProx's ``mu/2 ||w - w_global||^2``. Returns the last mean loss."""
     from medgate_fl.adjust import credal_loss
 
     if len(targets) == 0:
         return 0.0
     anchor = [p.detach().clone() for p in model.parameters()] if proximal_mu > 0 else []
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     x, y = torch.from_numpy(images), torch.from_numpy(targets)
     a = torch.from_numpy(alpha) if alpha is not None else None

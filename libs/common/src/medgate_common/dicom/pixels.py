@@ -47,3 +47,18 @@ def apply_window(values: npt.NDArray[np.generic], center: float, width: float) -
 
 def to_uint8(unit: FloatArray) -> npt.NDArray[np.uint8]:
     return np.round(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def resize_area(image: npt.NDArray[np.floating], size: int) -> FloatArray:
+    """A 2-D image resampled to ``size x size`` by area averaging (PIL's box filter).
+
+    Each output pixel is the mean of the input it covers, so shrinking averages noise down
+    instead of aliasing it, and any input size maps the same way (a 512 slice and a 128 one
+    of the same anatomy give nearly the same result).
+    """
+    from PIL import Image
+
+    if image.ndim != 2 or min(image.shape) < 1:
+        raise ValueError(f"resize_area needs one 2-D image, got shape {image.shape}")
+    resized = Image.fromarray(np.ascontiguousarray(image, dtype=np.float32)).resize((size, size), Image.Resampling.BOX)
+    return np.asarray(resized, dtype=np.float32)

@@ -51,8 +51,13 @@ def place_lesions(
     modality: str,
     count: int,
     rng: np.random.Generator,
+    scale: float = 1.0,
 ) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.float32], list[LesionPlan]]:
-    """Lesion instance map (0 = none), the signal offset map, and the plan of each lesion."""
+    """Lesion instance map (0 = none), the signal offset map, and the plan of each lesion.
+
+    ``scale`` multiplies every lesion's radius (drawn from 5-16 mm) after the draw, so the
+    same seed places the same lesions, larger or smaller.
+    """
     instances = np.zeros(grid.shape, dtype=np.uint16)
     offsets = np.zeros(grid.shape, dtype=np.float32)
     plans: list[LesionPlan] = []
@@ -71,7 +76,7 @@ def place_lesions(
             continue
         center_idx = candidates[int(rng.integers(len(candidates)))]
         center_mm = center_idx * spacing
-        radius = float(rng.uniform(5.0, 16.0))
+        radius = float(rng.uniform(5.0, 16.0)) * scale
         n_frag = int(rng.integers(1, 5))
         sign = _lesion_sign(rng, modality)
         contrasts: list[float] = []

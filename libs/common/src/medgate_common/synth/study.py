@@ -114,11 +114,13 @@ def generate_study(
     matrix: int = 256,
     max_lesions: int = 4,
     lesion_count: int | None = None,
+    lesion_scale: float = 1.0,
 ) -> SynthStudy:
     """Build one study in memory; nothing is written.
 
     ``lesion_count`` forces how many lesions are attempted (a lesion that finds no room in
     its host organ is dropped); by default about a quarter of studies are normal.
+    ``lesion_scale`` multiplies the lesions' radii (1.0: 5-16 mm).
     """
     modality = modality.upper()
     if modality not in MODALITIES:
@@ -132,7 +134,7 @@ def generate_study(
     organs = ct_abdomen(grid, rng) if modality == "CT" else mr_brain(grid, rng)
     drawn = draw_lesion_count(rng, max_lesions)
     count = drawn if lesion_count is None else lesion_count
-    lesions, offsets, plans = place_lesions(grid, organs, table, modality, count, rng)
+    lesions, offsets, plans = place_lesions(grid, organs, table, modality, count, rng, lesion_scale)
     image = _form_image(organs, offsets, table, modality, prof, grid, rng)
 
     if modality == "CT":
