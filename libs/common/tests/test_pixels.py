@@ -22,3 +22,30 @@ def test_window_follows_the_dicom_linear_function() -> None:
     assert to_uint8(out).tolist() == [0, 0, 128, 255, 255]
     with pytest.raises(ValueError):
         apply_window(values, 0, 0.5)
+
+
+def test_resize_area_averages_blocks_and_takes_any_size() -> None:
+    from medgate_common.dicom.pixels import resize_area
+
+    rng = np.random.default_rng(0)
+    image = rng.normal(0.0, 1.0, (128, 128)).astype(np.float32)
+    small = resize_area(image, 64)
+    np.testing.assert_allclose(small, image.reshape(64, 2, 64, 2).mean(axis=(1, 3)), atol=1e-5)
+    assert small.std() < 0.6 * image.std()  # averaging four pixels halves white noise
+    assert resize_area(np.ones((40, 90), dtype=np.float32), 16).shape == (16, 16)
+    with pytest.raises(ValueError, match="2-D"):
+        resize_area(np.zeros((2, 3, 4), dtype=np.float32), 8)
+
+
+def test_synth_lesion_scale_grows_the_lesions() -> None:
+    from medgate_common.synth.study import generate_study
+
+    def mean_volume(scale: float) -> float:
+        volumes = [
+            t.volume_ml
+            for i in range(12)
+            for t in generate_study("CT", seed=3, index=i, slices=12, matrix=96, lesion_scale=scale).truth.lesions
+        ]
+        return sum(volumes) / len(volumes)
+
+    assert mean_volume(2.0) > 2.0 * mean_volume(1.0)

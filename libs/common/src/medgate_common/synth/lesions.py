@@ -55,8 +55,9 @@ def place_lesions(
 ) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.float32], list[LesionPlan]]:
     """Lesion instance map (0 = none), the signal offset map, and the plan of each lesion.
 
-    ``scale`` multiplies every lesion's radius (drawn from 5-16 mm) after the draw, so the
-    same seed places the same lesions, larger or smaller.
+    ``scale`` multiplies every lesion's radius (drawn from 5-16 mm). Fragments that fall
+    outside the host change the random sequence after them, so a scaled study is another
+    draw, not the same lesions enlarged.
     """
     instances = np.zeros(grid.shape, dtype=np.uint16)
     offsets = np.zeros(grid.shape, dtype=np.float32)
