@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from medgate_common.synth import SynthStudy, generate_study, write_dataset
@@ -32,6 +34,13 @@ def small_mr(tmp_path_factory: pytest.TempPathFactory) -> tuple[SynthStudy, Path
     out = tmp_path_factory.mktemp("small_mr")
     write_dataset(study, out)
     return study, out
+
+
+@pytest.fixture
+def client(server: str) -> Iterator[httpx.Client]:
+    """An HTTP client of the API the test module serves (its ``server`` fixture: a base URL)."""
+    with httpx.Client(base_url=server, timeout=60) as http:
+        yield http
 
 
 def require_tool(name: str) -> str:

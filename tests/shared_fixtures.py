@@ -6,10 +6,12 @@ several ``conftest`` modules of the repository make ambiguous.
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 
@@ -142,3 +144,47 @@ def assert_serving_image(dockerfile: Any, package: str, command: str) -> str:
     words = ", ".join(f'"{w}"' for w in command.split())
     assert cmd.startswith(f'[{words}, "--host", "0.0.0.0"')
     return installs
+
+
+def dciodvfy(path: Path) -> list[str]:
+    """dicom3tools' ``dciodvfy`` error and warning lines for ``path`` (it always exits 0)."""
+    from conftest import require_tool
+
+    proc = subprocess.run([require_tool("dciodvfy"), str(path)], capture_output=True, text=True, check=False)
+    return [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith(("Error", "Warning"))]
+
+
+def step_request(
+    storage: Any, step: Any, study: Any, *, dispatch: int = 1, upstream: dict[str, object] | None = None
+) -> Any:
+    """The request the gateway sends ``step`` (a StepName) for ``study`` in run 1 of job
+    ``job-1``, its output folder in ``storage``; ``upstream``: the earlier steps' results."""
+    from medgate_common.schemas.workflow import UPSTREAM, StepRequest
+
+    return StepRequest(
+        job_id="job-1",
+        step=step,
+        run=1,
+        dispatch=dispatch,
+        study=study,
+        output_prefix=storage.uri_for(f"jobs/job-1/run1/{step.value}/d{dispatch}"),
+        params={UPSTREAM: upstream} if upstream is not None else {},
+    )
+
+
+@contextmanager
+def step_app(settings: Any, register: Any, step: Any) -> Iterator[Any]:
+    """A Celery app of ``settings`` with ``step`` registered by its service's ``tasks.register``."""
+    from medgate_common.tasking import make_celery
+
+    celery = make_celery(settings)
+    register(celery, step)
+    try:
+        yield celery
+    finally:
+        celery.close()
+
+
+def dicom_parts(instances: Sequence[bytes], field: str = "files") -> list[tuple[str, tuple[str, bytes, str]]]:
+    """``instances`` as the multipart file parts of an upload (``IM0000.dcm``, ...)."""
+    return [(field, (f"IM{i:04d}.dcm", data, "application/dicom")) for i, data in enumerate(instances)]

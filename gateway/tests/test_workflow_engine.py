@@ -80,13 +80,19 @@ def test_a_ready_study_gets_one_job_that_sends_the_quality_gate_first(
 def test_steps_run_in_order_and_results_are_stored_once(wf: GatewayContext, dispatcher: RecordingDispatcher) -> None:
     start_job(wf, dispatcher)
     [iqa] = dispatcher.take()
-    finish(wf, iqa, result=quality_of(iqa).model_dump(mode="json"))
-    sent = dispatcher.take()
-    assert {r.step for r in sent} == {StepName.segmentation, StepName.reasoning}
+    quality = quality_of(iqa).model_dump(mode="json")
+    finish(wf, iqa, result=quality)
+    [seg] = dispatcher.take()  # reasoning waits: its SR references segmentation's SEG
+    assert seg.step is StepName.segmentation and seg.params == {}
     assert state(wf, iqa.job_id).status is JobStatus.running
-    finish(wf, sent[0], result={"lesions": []})
-    assert dispatcher.take() == []  # assemble waits for both branches
-    finish(wf, sent[1], result={"triage": 0.1})
+    finish(wf, seg, result={"lesions": []})
+    [rea] = dispatcher.take()
+    # handed the gate's verdict and the lesions it reports on
+    assert rea.step is StepName.reasoning and rea.params == {
+        "upstream": {"iqa": quality, "segmentation": {"lesions": []}}
+    }
+    assert rea.upstream(StepName.segmentation) == {"lesions": []}
+    finish(wf, rea, result={"triage": 0.1})
     [asm] = dispatcher.take()
     assert asm.step is StepName.assemble and asm.study.series == ()
     out = assemble(wf.db, wf.ingestor, asm)
@@ -145,7 +151,7 @@ def test_a_redelivered_final_event_is_counted_not_applied(wf: GatewayContext, di
     [iqa] = dispatcher.take()
     good = quality_of(iqa).model_dump(mode="json")
     finish(wf, iqa, result=good)
-    assert len(dispatcher.take()) == 2
+    assert [r.step for r in dispatcher.take()] == [StepName.segmentation]
     assert wf.workflow is not None
     # the worker died after reporting but before acknowledging: the task ran again
     wf.workflow.handle_event(event(iqa, StepEventKind.started))
@@ -162,13 +168,13 @@ def test_a_permanent_failure_fails_the_job_and_retry_reruns_only_what_failed(
     start_job(wf, dispatcher)
     [iqa] = dispatcher.take()
     finish(wf, iqa, result=quality_of(iqa).model_dump(mode="json"))
-    seg, rea = sorted(dispatcher.take(), key=lambda r: r.step.value, reverse=True)
+    [seg] = dispatcher.take()
     assert seg.step is StepName.segmentation
     wf.workflow.handle_event(event(seg, StepEventKind.failed, error_code="model_input_mismatch", error_detail="bad"))
     failed = state(wf, iqa.job_id)
     assert failed.status is JobStatus.failed and failed.error_code == "model_input_mismatch"
-    finish(wf, rea, result={"triage": 0.5})  # the sibling still lands and is kept
-    assert dispatcher.take() == []
+    assert dispatcher.take() == []  # reasoning never runs on a failed segmentation
+    assert steps(wf, iqa.job_id)["reasoning"] is StepStatus.pending
     assert wf.workflow.retry(iqa.job_id, actor="tech") == 1
     with pytest.raises(ConflictError):  # only a failed job can be retried
         wf.workflow.retry(iqa.job_id)
@@ -178,10 +184,18 @@ def test_a_permanent_failure_fails_the_job_and_retry_reruns_only_what_failed(
     wf.workflow.handle_event(event(seg, StepEventKind.done, result={"stale": True}))
     assert steps(wf, iqa.job_id)["segmentation"] is StepStatus.queued
     finish(wf, again, result={"lesions": []})
+    [rea] = dispatcher.take()
+    assert rea.step is StepName.reasoning and rea.upstream(StepName.segmentation) == {"lesions": []}
+    # reasoning fails in run 2; a retry re-runs it alone, still handed segmentation's result
+    wf.workflow.handle_event(event(rea, StepEventKind.failed, error_code="boom", error_detail="bad"))
+    assert wf.workflow.retry(iqa.job_id) == 1
+    [rea] = dispatcher.take()
+    assert rea.step is StepName.reasoning and rea.run == 3 and rea.upstream(StepName.segmentation) == {"lesions": []}
+    finish(wf, rea, result={"triage": 0.5})
     [asm] = dispatcher.take()
     finish(wf, asm, result=assemble(wf.db, wf.ingestor, asm).result)
     final = state(wf, iqa.job_id)
-    assert final.status is JobStatus.review_ready and final.run == 2 and final.error_code is None
+    assert final.status is JobStatus.review_ready and final.run == 3 and final.error_code is None
     with pytest.raises(NotFoundError):
         wf.workflow.retry("no-such-job")
 
@@ -216,7 +230,7 @@ def test_derived_dicom_joins_the_study_without_reopening_it(
     study = start_job(wf, dispatcher)
     [iqa] = dispatcher.take()
     finish(wf, iqa, result=quality_of(iqa).model_dump(mode="json"))
-    seg, rea = dispatcher.take()
+    [seg] = dispatcher.take()
     derived = modified(
         sample_path("explicit"),
         StudyInstanceUID=study,
@@ -227,6 +241,7 @@ def test_derived_dicom_joins_the_study_without_reopening_it(
     uri = wf.storage.put_bytes(f"jobs/{seg.job_id}/run1/segmentation/derived.dcm", derived)
     artifact = Artifact(uri=uri, media_type="application/dicom", description="stand-in for a SEG")
     finish(wf, seg, result={"lesions": []}, artifacts=(artifact,))
+    [rea] = dispatcher.take()
     finish(wf, rea, result={})
     [asm] = dispatcher.take()
     first = assemble(wf.db, wf.ingestor, asm)
@@ -267,11 +282,11 @@ def test_the_watchdog_recovers_what_fell_between_database_and_broker(
     assert state(wf, iqa.job_id).trigger == "recovered"
     # 2. the broker refused a send: the step goes back to pending and the next tick sends it
     finish(wf, iqa, result=quality_of(iqa).model_dump(mode="json"))
-    assert len(dispatcher.take()) == 2
+    assert len(dispatcher.take()) == 1  # segmentation; reasoning waits for it
     # 3. a step queued for longer than any backlog explains is sent again
     later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=wf.settings.step_queued_timeout_seconds + 5)
     report = wf.watchdog.tick(later)
-    assert report.redispatched == 2
+    assert report.redispatched == 1
     again = dispatcher.take()
     assert {r.dispatch for r in again} == {2}
     # 4. a step running on a worker that vanished is sent again, then given up on

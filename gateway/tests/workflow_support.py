@@ -14,10 +14,12 @@ from sqlalchemy import select
 
 from medgate_common.schemas import JobState
 from medgate_common.schemas.workflow import StepRequest
+from medgate_common.synth import SynthStudy, generate_study, write_dataset
 from medgate_gateway.bench.pipeline import make_studies
 from medgate_gateway.context import GatewayContext
 from medgate_gateway.db.orm import Job, Study
 from medgate_gateway.embedded import EmbeddedStack
+from medgate_gateway.ingest.ingestor import Source
 from medgate_gateway.settings import GatewaySettings
 from medgate_gateway.workflow.views import job_state
 
@@ -93,3 +95,16 @@ def model_stack(home: Path) -> Iterator[EmbeddedStack]:
         yield embedded
     finally:
         embedded.stop()
+
+
+def run_ct_study(
+    context: GatewayContext, folder: Path, timeout: float
+) -> tuple[SynthStudy, dict[str, object], JobState]:
+    """A synthetic 32-slice CT study with four lesions, written to ``folder`` and sent in as
+    STOW would, and its job once terminal: the study, what ``write_dataset`` wrote, the job."""
+    study = generate_study("CT", seed=1, index=0, slices=32, matrix=128, lesion_count=4)
+    truth = write_dataset(study, folder)
+    for path in sorted((folder / "dicom").glob("*.dcm")):
+        context.ingestor.ingest(path.read_bytes(), Source(transport="stow", actor="test"))
+    [job] = wait_terminal(context, [str(truth["study_instance_uid"])], timeout)
+    return study, truth, job

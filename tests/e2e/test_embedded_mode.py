@@ -115,7 +115,8 @@ def test_medgate_up_runs_everything_without_a_server(tmp_path: Path) -> None:
         [job] = wait_for(finished, 60, "the job to finish")
         assert job["study_instance_uid"] == str(ds.StudyInstanceUID)
         # the quality gate judges the study; the lesion model cannot take one slice and says so
-        # (the job still reaches review); the reasoning service is not installed yet
+        # (the job still reaches review); reasoning then has no segmentation to report on and
+        # says so for that series
         iqa = job["steps"][0]
         assert iqa["name"] == "iqa" and iqa["status"] == "done", iqa
         rejected = iqa["result"]["verdict"] == "reject"
@@ -123,9 +124,13 @@ def test_medgate_up_runs_everything_without_a_server(tmp_path: Path) -> None:
         if rejected:
             assert [s["status"] for s in job["steps"][1:]] == ["skipped", "skipped", "done"]
         else:
-            assert [s["status"] for s in job["steps"][1:]] == ["done", "not_installed", "done"]
+            assert [s["status"] for s in job["steps"][1:]] == ["done", "done", "done"]
             [refused] = job["steps"][1]["result"]["not_segmented"]
             assert refused["code"] == "single_slice" and "single slice" in refused["reason"]
+            reasoning = job["steps"][2]["result"]
+            assert reasoning["series"] == []
+            [unreported] = reasoning["not_reasoned"]
+            assert unreported["code"] == "missing_segmentation", unreported
     finally:
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=60)

@@ -8,13 +8,12 @@ of the same kind must go on to review.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from iqa_fixtures import add_noise, remake, synthetic_series
 from sqlalchemy import select
-from workflow_support import model_stack, wait_terminal
+from workflow_support import wait_terminal
 
 from medgate_common.schemas import JobStatus, StepStatus, StudyQualityReport, Verdict
 from medgate_gateway.context import GatewayContext
@@ -23,12 +22,6 @@ from medgate_gateway.embedded import EmbeddedStack
 from medgate_gateway.ingest.ingestor import Source
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
-    with model_stack(tmp_path_factory.mktemp("iqa-gate") / "home") as embedded:
-        yield embedded
 
 
 def send(context: GatewayContext, series: list[bytes]) -> str:

@@ -8,38 +8,25 @@ study as a derived instance, on the study's own frame of reference.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
 from sqlalchemy import select
-from workflow_support import model_stack, wait_terminal
+from workflow_support import run_ct_study
 
 from medgate_common.schemas import JobStatus, StepStatus, StudySegmentation
-from medgate_common.synth import generate_study, write_dataset
 from medgate_gateway.db.orm import Instance, Job, Result, Series, Study
 from medgate_gateway.embedded import EmbeddedStack
-from medgate_gateway.ingest.ingestor import Source
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
-    with model_stack(tmp_path_factory.mktemp("seg-step") / "home") as embedded:
-        yield embedded
 
 
 def test_a_ct_study_gets_its_lesions_and_a_seg_indexed_into_the_study(stack: EmbeddedStack, tmp_path: Path) -> None:
     context = stack.context
     assert context is not None
-    study = generate_study("CT", seed=1, index=0, slices=32, matrix=128, lesion_count=4)
-    truth = write_dataset(study, tmp_path)
-    for path in sorted((tmp_path / "dicom").glob("*.dcm")):
-        context.ingestor.ingest(path.read_bytes(), Source(transport="stow", actor="test"))
-    [job] = wait_terminal(context, [str(truth["study_instance_uid"])], 180)
+    study, truth, job = run_ct_study(context, tmp_path, 180)
     steps = {s.name: s for s in job.steps}
     assert job.status is JobStatus.review_ready, job
     seg_step = steps["segmentation"]
@@ -75,4 +62,4 @@ def test_a_ct_study_gets_its_lesions_and_a_seg_indexed_into_the_study(stack: Emb
     assert len(seg.SegmentSequence) == len(series.lesions)
     assert steps["assemble"].result is not None
     derived = steps["assemble"].result["derived_instances"]
-    assert [(d["step"], d["modality"]) for d in derived] == [("segmentation", "SEG")]
+    assert [(d["step"], d["modality"]) for d in derived if d["step"] == "segmentation"] == [("segmentation", "SEG")]

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from iqa_fixtures import Series, drop_pixels, modality, remake, rgb, thumbnail
 from pydicom.dataset import Dataset
+from shared_fixtures import dicom_parts as files
 from shared_fixtures import metric, problem, serve_in_thread
 
 from medgate_common.samples import locate
@@ -27,16 +28,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, assessor: QualityAssessor) 
     settings = IqaSettings(home=tmp_path_factory.mktemp("home"))
     with serve_in_thread(create_app(settings, assessor=assessor)) as url:
         yield url
-
-
-@pytest.fixture
-def client(server: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server, timeout=60) as http:
-        yield http
-
-
-def files(series: Series, field: str = "files") -> list[tuple[str, tuple[str, bytes, str]]]:
-    return [(field, (f"IM{i:04d}.dcm", data, "application/dicom")) for i, data in enumerate(series)]
 
 
 def series_codes(body: dict[str, object]) -> list[str]:

@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 from celery import Celery
 from iqa_fixtures import Series, modality, remake
-from shared_fixtures import drain_step_events, store_study
+from shared_fixtures import drain_step_events, step_app, step_request, store_study
 
 from medgate_common.errors import UnsafePathError
 from medgate_common.schemas import StudyQualityReport, StudyRef, Verdict
 from medgate_common.schemas.workflow import StepEventKind, StepName, StepRequest
 from medgate_common.storage import LocalStorage, storage_from_uri
-from medgate_common.tasking import make_celery
 from medgate_iqa import tasks
 from medgate_iqa.core.assess import QualityAssessor
 from medgate_iqa.core.series import NotAssessableError
@@ -39,14 +38,7 @@ def step(settings: IqaSettings, assessor: QualityAssessor) -> tasks.AssessStep:
 
 
 def request_for(storage: LocalStorage, study: StudyRef) -> StepRequest:
-    return StepRequest(
-        job_id="job-1",
-        step=StepName.iqa,
-        run=1,
-        dispatch=1,
-        study=study,
-        output_prefix=storage.uri_for("jobs/job-1/run1/iqa/d1"),
-    )
+    return step_request(storage, StepName.iqa, study)
 
 
 def test_the_step_answers_with_the_study_report_and_leaves_it_in_its_folder(
@@ -101,10 +93,8 @@ def test_an_instance_outside_the_store_is_refused(
 
 @pytest.fixture
 def app(settings: IqaSettings, step: tasks.AssessStep) -> Iterator[Celery]:
-    celery = make_celery(settings)
-    tasks.register(celery, step)
-    yield celery
-    celery.close()
+    with step_app(settings, tasks.register, step) as celery:
+        yield celery
 
 
 def test_the_celery_task_reports_done_with_the_report_or_failed_not_assessable(

@@ -12,6 +12,7 @@ import highdicom as hd
 import httpx
 import pytest
 from seg_fixtures import Series, as_modality, remake, tilt
+from shared_fixtures import dicom_parts as files
 from shared_fixtures import metric, problem, serve_in_thread
 
 from medgate_common.schemas.segmentation import SegmentationResult
@@ -25,16 +26,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, segmenter: Segmenter) -> It
     settings = SegSettings(home=tmp_path_factory.mktemp("home"), max_upload_bytes=2 << 20, max_instances=64)
     with serve_in_thread(create_app(settings, segmenter=segmenter)) as url:
         yield url
-
-
-@pytest.fixture
-def client(server: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server, timeout=60) as http:
-        yield http
-
-
-def files(series: Series) -> list[tuple[str, tuple[str, bytes, str]]]:
-    return [("files", (f"IM{i:04d}.dcm", data, "application/dicom")) for i, data in enumerate(series)]
 
 
 def zipped(series: Series) -> bytes:

@@ -5,7 +5,6 @@ with AAL atlas regions as segments), whose orientation is not the identity."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import highdicom as hd
@@ -15,8 +14,8 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 from seg_fixtures import write_nifti_as_mr
+from shared_fixtures import dciodvfy
 
-from conftest import require_tool
 from medgate_common.samples import mricron_file
 from medgate_common.schemas.models import ModelInfo
 from medgate_common.schemas.segmentation import Lesion
@@ -39,13 +38,6 @@ def lesions_of(labels: np.ndarray) -> list[Lesion]:
         Lesion(lesion_id=i, volume_ml=1.0, centroid_lps_mm=(0.0, 0.0, 0.0), slice_range=(1, 1), mean_intensity=0.0)
         for i in ids
     ]
-
-
-def dciodvfy(path: Path) -> list[str]:
-    """dciodvfy's error and warning lines for ``path`` (it always exits 0)."""
-    proc = subprocess.run([require_tool("dciodvfy"), str(path)], capture_output=True, text=True, check=False)
-    lines = (proc.stdout + proc.stderr).splitlines()
-    return [line for line in lines if line.startswith(("Error", "Warning"))]
 
 
 def check_seg(source: SourceSeries, labels: np.ndarray, tmp_path: Path) -> hd.seg.Segmentation:

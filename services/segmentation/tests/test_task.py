@@ -18,13 +18,12 @@ import pydicom
 import pytest
 from celery import Celery
 from seg_fixtures import Series, as_modality, remake
-from shared_fixtures import drain_step_events, store_study
+from shared_fixtures import drain_step_events, step_app, step_request, store_study
 
 from medgate_common.errors import ModelError
 from medgate_common.schemas import StudyRef, StudySegmentation
 from medgate_common.schemas.workflow import StepEventKind, StepName, StepRequest
 from medgate_common.storage import LocalStorage, storage_from_uri
-from medgate_common.tasking import make_celery
 from medgate_seg import tasks
 from medgate_seg.core.pipeline import Segmenter
 from medgate_seg.settings import SegSettings
@@ -41,14 +40,7 @@ def step(settings: SegSettings, segmenter: Segmenter) -> tasks.SegmentStep:
 
 
 def request_for(storage: LocalStorage, study: StudyRef, dispatch: int = 1) -> StepRequest:
-    return StepRequest(
-        job_id="job-1",
-        step=StepName.segmentation,
-        run=1,
-        dispatch=dispatch,
-        study=study,
-        output_prefix=storage.uri_for(f"jobs/job-1/run1/segmentation/d{dispatch}"),
-    )
+    return step_request(storage, StepName.segmentation, study, dispatch=dispatch)
 
 
 def test_the_step_answers_with_the_lesions_and_leaves_seg_overlays_and_json(
@@ -114,10 +106,8 @@ def test_no_packaged_weights_is_not_installed_but_a_bad_configured_folder_is_an_
 
 @pytest.fixture
 def app(settings: SegSettings, step: tasks.SegmentStep) -> Iterator[Celery]:
-    celery = make_celery(settings)
-    tasks.register(celery, step)
-    yield celery
-    celery.close()
+    with step_app(settings, tasks.register, step) as celery:
+        yield celery
 
 
 def test_the_celery_task_reports_done_with_the_lesions_or_with_the_reason_it_could_not_segment(

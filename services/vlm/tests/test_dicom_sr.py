@@ -13,7 +13,8 @@ import pydicom
 import pytest
 from pydicom.sr.codedict import codes
 from pydicom.uid import Comprehensive3DSRStorage, generate_uid
-from vlm_fixtures import SEG_MODEL, VLM_MODEL, SegmentedStudy, dciodvfy
+from shared_fixtures import dciodvfy
+from vlm_fixtures import SEG_MODEL, VLM_MODEL, SegmentedStudy
 
 from medgate_common.errors import InputError
 from medgate_common.schemas.reasoning import GroundedAnswer

@@ -12,7 +12,8 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 from scipy import ndimage
-from vlm_fixtures import VLM_MODEL, SegmentedStudy, dciodvfy
+from shared_fixtures import dciodvfy
+from vlm_fixtures import VLM_MODEL, SegmentedStudy
 
 from medgate_common.errors import InputError
 from medgate_vlm.core.key_images import MARK, Rendering, build_key_image, colour_of, render, sc_bytes

@@ -11,7 +11,6 @@ here, never a runtime one.
 from __future__ import annotations
 
 import io
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,6 @@ import numpy.typing as npt
 import pydicom
 from pydicom.dataset import Dataset
 
-from conftest import require_tool
 from medgate_common.schemas.models import ModelInfo
 from medgate_common.schemas.segmentation import Lesion
 from medgate_common.synth import SynthStudy
@@ -66,9 +64,3 @@ def segment(study: SynthStudy, folder: Path) -> SegmentedStudy:
         "0.1.0",
     )
     return SegmentedStudy(source, found.labels, lesions, pydicom.dcmread(io.BytesIO(seg_bytes(seg))))
-
-
-def dciodvfy(path: Path) -> list[str]:
-    """dciodvfy's error and warning lines for ``path`` (it always exits 0)."""
-    proc = subprocess.run([require_tool("dciodvfy"), str(path)], capture_output=True, text=True, check=False)
-    return [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith(("Error", "Warning"))]

@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Protocol
 
 from celery import Celery
+from pydantic import JsonValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from medgate_common.schemas import SeriesRef, StudyRef
-from medgate_common.schemas.workflow import StepName, StepRequest
+from medgate_common.schemas import SeriesRef, StepStatus, StudyRef
+from medgate_common.schemas.workflow import UPSTREAM, StepName, StepRequest
 from medgate_common.storage import LocalStorage
 from medgate_common.tasking.app import PUBLISH_RETRY_POLICY
 from medgate_gateway.db.orm import Instance, Job, JobStep, Series, Study
@@ -37,6 +38,21 @@ class CeleryDispatcher:
             retry=True,
             retry_policy=PUBLISH_RETRY_POLICY,
         )
+
+
+#: Steps whose request carries the results of earlier steps: reasoning reports on the quality
+#: gate's verdict and cites the lesions (and the SEG) of segmentation.
+HANDED_OVER: dict[StepName, tuple[StepName, ...]] = {StepName.reasoning: (StepName.iqa, StepName.segmentation)}
+
+
+def upstream_params(job: Job, step: JobStep) -> dict[str, JsonValue]:
+    """``params`` of ``step``'s request: the JSON results of the steps it is handed (only those
+    that ended ``done`` with a result; a skipped or not-installed step hands nothing)."""
+    wanted = HANDED_OVER.get(StepName(step.step), ())
+    results: dict[str, JsonValue] = {
+        s.step: s.result for s in job.steps if StepName(s.step) in wanted and s.status == StepStatus.done and s.result
+    }
+    return {UPSTREAM: results} if wanted else {}
 
 
 def build_request(session: Session, job: Job, step: JobStep, storage: LocalStorage) -> StepRequest:
@@ -83,4 +99,5 @@ def build_request(session: Session, job: Job, step: JobStep, storage: LocalStora
         # one folder per copy sent: a redelivered or re-sent copy never overwrites the files
         # of the copy whose result the gateway kept
         output_prefix=storage.uri_for(f"jobs/{job.id}/run{job.run}/{step.step}/d{step.dispatches}"),
+        params=upstream_params(job, step),
     )

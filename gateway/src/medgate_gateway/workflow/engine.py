@@ -9,8 +9,10 @@ under a lock on the job row, and sends whatever became runnable. Anything that g
 between the database and the broker is found again by the watchdog and sent again; every
 step is idempotent, so sending twice is safe and recording twice impossible.
 
-    iqa ──▶ segmentation ─┐
-        └─▶ reasoning ────┴─▶ assemble ──▶ review_ready | quality_rejected
+    iqa ──▶ segmentation ──▶ reasoning ──▶ assemble ──▶ review_ready | quality_rejected
+
+Reasoning waits for segmentation: its DICOM SR references the SEG segments and cites the
+lesions, so it is handed the gate's and segmentation's results (``dispatch.upstream_params``).
     (any step failed ──▶ failed, POST /jobs/{id}/retry re-runs what did not finish)
 """
 
@@ -41,7 +43,7 @@ ROUTABLE = (StepName.iqa, StepName.segmentation, StepName.reasoning)
 DEPENDS_ON: dict[StepName, tuple[StepName, ...]] = {
     StepName.iqa: (),
     StepName.segmentation: (StepName.iqa,),
-    StepName.reasoning: (StepName.iqa,),
+    StepName.reasoning: (StepName.iqa, StepName.segmentation),
     StepName.assemble: ROUTABLE,
 }
 ENDED = {StepStatus.done, StepStatus.not_installed, StepStatus.skipped, StepStatus.failed}

@@ -8,12 +8,20 @@ tests construct their own instance instead of touching ``os.environ``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, BeforeValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+def _empty_is_unset(value: object) -> object:
+    return None if value == "" else value
+
+
+OptionalPath = Annotated[Path | None, BeforeValidator(_empty_is_unset)]
+"""A path setting that an empty environment variable (``MEDGATE_SEG_WEIGHTS=``) leaves unset."""
 
 
 def default_home() -> Path:

@@ -9,8 +9,7 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 
-from medgate_common.api.app import service_app
-from medgate_common.logging import configure_logging
+from medgate_common.api.app import serve_app, service_app
 from medgate_iqa import __version__, metrics
 from medgate_iqa.api.routes import assess, health, language
 from medgate_iqa.core.assess import QualityAssessor
@@ -47,8 +46,4 @@ def create_app(settings: IqaSettings | None = None, *, assessor: QualityAssessor
 
 def serve(host: str = "127.0.0.1", port: int = 8101) -> None:
     """Run the API with uvicorn until stopped (``medgate iqa serve``)."""
-    import uvicorn
-
-    settings = IqaSettings()
-    configure_logging(settings.service_name, level=settings.log_level, json_lines=settings.log_json)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    serve_app(IqaSettings(), create_app, host, port)

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from celery import Celery
 
 from medgate_common.schemas.workflow import Artifact, StepName, StepRequest, StepResult
-from medgate_common.storage import LocalStorage, storage_from_uri
-from medgate_common.tasking import PerProcess, StepSpec, step_task
+from medgate_common.storage import LocalStorage
+from medgate_common.tasking import PerProcess, StepSpec, StoredStep, step_task
 from medgate_iqa.core.assess import QualityAssessor
 from medgate_iqa.runtime import build_assessor
 from medgate_iqa.settings import IqaSettings
@@ -34,25 +34,18 @@ def _instances(storage: LocalStorage, uris: tuple[str, ...]) -> Iterator[bytes]:
         yield storage.get_bytes(uri)
 
 
-class AssessStep:
+class AssessStep(StoredStep[IqaSettings]):
     """The step with its storage and assessor; both are made on first use."""
 
     def __init__(self, settings: IqaSettings, assessor: QualityAssessor | None = None) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self._assessor = assessor
-        self._storage: LocalStorage | None = None
 
     @property
     def assessor(self) -> QualityAssessor:
         if self._assessor is None:
             self._assessor = build_assessor(self.settings)
         return self._assessor
-
-    @property
-    def storage(self) -> LocalStorage:
-        if self._storage is None:
-            self._storage = storage_from_uri(self.settings.resolved_storage_uri())
-        return self._storage
 
     def run(self, request: StepRequest) -> StepResult:
         """Judge the study of ``request``; raises NotAssessableError when nothing can be judged."""
@@ -61,9 +54,7 @@ class AssessStep:
         report = self.assessor.assess_study(request.study.study_instance_uid, series)
         artifacts: tuple[Artifact, ...] = ()
         if request.output_prefix:
-            folder = storage.path_for(request.output_prefix).relative_to(storage.root).as_posix()
-            uri = storage.put_bytes(f"{folder}/{REPORT_NAME}", report.model_dump_json(indent=2).encode())
-            artifacts = (Artifact(uri=uri, media_type="application/json", description="image-quality report"),)
+            artifacts = (self.put_json(self.output_folder(request), REPORT_NAME, report, "image-quality report"),)
         log.info(
             "study assessed",
             extra={

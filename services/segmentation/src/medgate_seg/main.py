@@ -9,8 +9,7 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 
-from medgate_common.api.app import service_app
-from medgate_common.logging import configure_logging
+from medgate_common.api.app import serve_app, service_app
 from medgate_common.storage import storage_from_uri
 from medgate_seg import __version__, metrics
 from medgate_seg.api.routes import health, segment
@@ -49,8 +48,4 @@ def create_app(settings: SegSettings | None = None, *, segmenter: Segmenter | No
 
 def serve(host: str = "127.0.0.1", port: int = 8102) -> None:
     """Run the API with uvicorn until stopped (``medgate seg serve``)."""
-    import uvicorn
-
-    settings = SegSettings()
-    configure_logging(settings.service_name, level=settings.log_level, json_lines=settings.log_json)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    serve_app(SegSettings(), create_app, host, port)

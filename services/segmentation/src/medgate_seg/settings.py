@@ -3,19 +3,17 @@ and passed in. The HTTP API and the workflow worker read the same ones."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from pydantic import Field, field_validator
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from medgate_common.settings import ServiceSettings
+from medgate_common.settings import OptionalPath, ServiceSettings
 
 
 class SegSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="MEDGATE_SEG_", extra="ignore", frozen=True)
 
     service_name: str = "seg"
-    weights: Path | None = Field(
+    weights: OptionalPath = Field(
         default=None,
         description="Folder holding lesion_seg.onnx and its card lesion_seg.json; empty: the weights shipped "
         "in the package",
@@ -30,8 +28,3 @@ class SegSettings(ServiceSettings):
     )
     overlays: int = Field(default=3, ge=0, le=32, description="Review PNGs per lesion-bearing series (key slices)")
     threads: int = Field(default=0, ge=0, description="ONNX Runtime intra-op threads; 0: one per core")
-
-    @field_validator("weights", mode="before")
-    @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
-        return None if value == "" else value

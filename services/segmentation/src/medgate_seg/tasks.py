@@ -37,8 +37,7 @@ from medgate_common.schemas.quality import NotAssessable
 from medgate_common.schemas.segmentation import SegmentationResult, StudySegmentation
 from medgate_common.schemas.study import SeriesRef
 from medgate_common.schemas.workflow import Artifact, StepName, StepRequest, StepResult
-from medgate_common.storage import LocalStorage, storage_from_uri
-from medgate_common.tasking import PerProcess, StepSpec, step_task
+from medgate_common.tasking import PerProcess, StepSpec, StoredStep, step_task
 from medgate_seg.core.dicom_seg import SegIdentity
 from medgate_seg.core.model import model_present, weights_dir
 from medgate_seg.core.pipeline import Segmenter
@@ -59,28 +58,21 @@ def _refusal(series: SeriesRef, exc: InputError) -> NotAssessable:
     )
 
 
-class SegmentStep:
+class SegmentStep(StoredStep[SegSettings]):
     """The step with its storage and segmenter; both are made on first use."""
 
     def __init__(
         self, settings: SegSettings, segmenter: Segmenter | None = None, *, packaged: Path | None = None
     ) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self._segmenter = segmenter
         self.packaged = packaged or weights_dir()
-        self._storage: LocalStorage | None = None
 
     @property
     def segmenter(self) -> Segmenter:
         if self._segmenter is None:
             self._segmenter = build_segmenter(self.settings)
         return self._segmenter
-
-    @property
-    def storage(self) -> LocalStorage:
-        if self._storage is None:
-            self._storage = storage_from_uri(self.settings.resolved_storage_uri())
-        return self._storage
 
     def installed(self) -> bool:
         """False only when no weights were configured and the package ships none: then the
@@ -106,7 +98,7 @@ class SegmentStep:
             modalities = ", ".join(sorted({s.modality for s in request.study.series})) or "no series"
             return StepResult.not_installed(f"no lesion segmentation model for {modalities} is installed")
         storage = self.storage
-        folder = storage.path_for(request.output_prefix).relative_to(storage.root).as_posix()
+        folder = self.output_folder(request)
         results: list[SegmentationResult] = []
         artifacts: list[Artifact] = []
         for series in wanted:
@@ -128,8 +120,7 @@ class SegmentStep:
         study = StudySegmentation(
             study_instance_uid=request.study.study_instance_uid, series=tuple(results), not_segmented=tuple(skipped)
         )
-        uri = storage.put_bytes(f"{folder}/{RESULT_NAME}", study.model_dump_json(indent=2).encode())
-        report = Artifact(uri=uri, media_type="application/json", description="lesions per series")
+        report = self.put_json(folder, RESULT_NAME, study, "lesions per series")
         log.info(
             "study segmented",
             extra={

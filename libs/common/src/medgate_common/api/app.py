@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from typing import TypeVar
 
 from fastapi import APIRouter, FastAPI
 from prometheus_client import Counter, Histogram
@@ -13,7 +14,10 @@ from prometheus_client import Counter, Histogram
 from medgate_common.api.compute import ComputeSlots
 from medgate_common.api.middleware import RequestMetrics
 from medgate_common.api.problems import install_error_handlers
+from medgate_common.logging import configure_logging
 from medgate_common.settings import ServiceSettings
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 
 
 def service_app(
@@ -39,3 +43,12 @@ def service_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+def serve_app(settings: SettingsT, create_app: Callable[[SettingsT], FastAPI], host: str, port: int) -> None:
+    """Log as ``settings`` say, then run ``create_app(settings)`` with uvicorn until stopped
+    (each service's ``medgate <service> serve``); requests are logged by the app's middleware."""
+    import uvicorn
+
+    configure_logging(settings.service_name, level=settings.log_level, json_lines=settings.log_json)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)

@@ -17,13 +17,20 @@ from medgate_common.schemas.quality import (
     StudyQualityReport,
     Verdict,
 )
-from medgate_common.schemas.reasoning import GroundedAnswer, ReasoningResult, TriageScore
+from medgate_common.schemas.reasoning import (
+    DraftStatement,
+    GroundedAnswer,
+    ReasoningResult,
+    StudyReasoning,
+    TriageScore,
+)
 from medgate_common.schemas.segmentation import Lesion, SegmentationResult, StudySegmentation
 from medgate_common.schemas.study import SeriesRef, StudyRef
 from medgate_common.schemas.workflow import Artifact, StepEvent, StepEventKind, StepName, StepRequest, StepResult
 
 __all__ = [
     "Artifact",
+    "DraftStatement",
     "GroundedAnswer",
     "JobState",
     "JobStatus",
@@ -47,6 +54,7 @@ __all__ = [
     "StepState",
     "StepStatus",
     "StudyQualityReport",
+    "StudyReasoning",
     "StudyRef",
     "StudySegmentation",
     "TriageScore",

@@ -51,6 +51,10 @@ _TASKS: dict[StepName, tuple[str, str]] = {
 EVENT_TASK = "gateway.step_event"
 GATEWAY_QUEUE = "gateway"
 ALL_QUEUES = ("iqa", "segmentation", "vlm", GATEWAY_QUEUE)
+#: ``StepRequest.params`` key under which the gateway hands a step the results of the steps it
+#: depends on (``{"iqa": <StudyQualityReport>, "segmentation": <StudySegmentation>}``, each only
+#: when that step ended ``done`` with a result).
+UPSTREAM = "upstream"
 
 
 class StepRequest(WireModel):
@@ -61,6 +65,12 @@ class StepRequest(WireModel):
     study: StudyRef = Field(description="Only the series routed to this step")
     output_prefix: str = Field(description="Storage URI prefix this step writes its files under")
     params: dict[str, JsonValue] = Field(default_factory=dict)
+
+    def upstream(self, step: StepName) -> dict[str, Any] | None:
+        """The result of an earlier step of this job, as the gateway handed it over (or None)."""
+        found = self.params.get(UPSTREAM)
+        value = found.get(step.value) if isinstance(found, dict) else None
+        return value if isinstance(value, dict) else None
 
     def event(self, kind: StepEventKind, **fields: Any) -> StepEvent:
         """An event about this request, stamped now; ``fields`` fill in the rest."""

@@ -7,5 +7,6 @@ functions with :func:`step_task`, and the wrapper turns what they return or rais
 
 from medgate_common.tasking.app import make_celery, send_event
 from medgate_common.tasking.step import PerProcess, StepSpec, step_task
+from medgate_common.tasking.stored import StoredStep
 
-__all__ = ["PerProcess", "StepSpec", "make_celery", "send_event", "step_task"]
+__all__ = ["PerProcess", "StepSpec", "StoredStep", "make_celery", "send_event", "step_task"]

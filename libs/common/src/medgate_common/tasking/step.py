@@ -138,6 +138,9 @@ def step_task(app: Celery, spec: StepSpec) -> Callable[[StepFunction], Task]:
         task: Task = app.task(
             run,
             name=spec.step.task,
+            # Celery's default shares a task with every app made later in the process; a
+            # step belongs to the app it was registered on, nothing else.
+            shared=False,
             bind=True,
             acks_late=True,
             reject_on_worker_lost=True,

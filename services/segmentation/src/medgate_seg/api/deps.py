@@ -1,4 +1,5 @@
-"""FastAPI dependencies: the settings, segmenter and result store the app was built with."""
+"""FastAPI dependencies: the settings and segmenter the app was built with (the result store:
+medgate_common.api.results)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from fastapi import Depends, Request
 
 from medgate_common.errors import NotReadyError
 from medgate_common.schemas.models import ModelInfo
-from medgate_common.storage import LocalStorage
 from medgate_seg.core.pipeline import Segmenter
 from medgate_seg.settings import SegSettings
 
@@ -25,15 +25,9 @@ async def get_segmenter(request: Request) -> Segmenter:
     return segmenter
 
 
-async def get_storage(request: Request) -> LocalStorage:
-    storage: LocalStorage = request.app.state.storage
-    return storage
-
-
 async def model_info(request: Request) -> ModelInfo:
     return (await get_segmenter(request)).model.backend.info
 
 
 SettingsDep = Annotated[SegSettings, Depends(get_settings)]
 SegmenterDep = Annotated[Segmenter, Depends(get_segmenter)]
-StorageDep = Annotated[LocalStorage, Depends(get_storage)]

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from medgate_common.errors import ModelError
-from medgate_common.inference import ModelBackend, OnnxRuntimeBackend
+from medgate_common.inference import ModelBackend, OnnxRuntimeBackend, check_sha256, missing_files, read_card
 
 MODEL_FILE = "lesion_seg.onnx"
 CARD_FILE = "lesion_seg.json"
@@ -28,7 +28,7 @@ def weights_dir() -> Path:
 
 
 def model_present(folder: Path) -> bool:
-    return all((folder / name).is_file() for name in (MODEL_FILE, CARD_FILE))
+    return not missing_files(folder, (MODEL_FILE, CARD_FILE))
 
 
 class ModelCard(BaseModel):
@@ -83,16 +83,6 @@ class ModelCard(BaseModel):
         return self.min_lesion_voxels * sz * sy * sx / 1000.0
 
 
-def read_card(path: Path) -> ModelCard:
-    try:
-        return ModelCard.model_validate_json(path.read_bytes())
-    except OSError as exc:
-        raise ModelError(f"{path}: cannot read the model card: {exc.strerror or exc}", file=str(path)) from None
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'card'}: {e['msg']}" for e in exc.errors())
-        raise ModelError(f"{path}: invalid model card: {problems}", file=str(path)) from None
-
-
 @dataclass(frozen=True)
 class LesionModel:
     """A backend that runs the network, and the card that says how to use it."""
@@ -102,11 +92,7 @@ class LesionModel:
 
     def __post_init__(self) -> None:
         card, backend = self.card, self.backend
-        if backend.info.sha256 != card.sha256:
-            raise ModelError(
-                f"the model file does not match its card (sha256 {backend.info.sha256[:12]}…, "
-                f"card says {card.sha256[:12]}…)"
-            )
+        check_sha256(backend, card.sha256)
         inputs = {s.name: s for s in backend.inputs}
         outputs = {s.name: s for s in backend.outputs}
         if card.input not in inputs or card.output not in outputs:
@@ -128,14 +114,14 @@ class LesionModel:
 
     @classmethod
     def load(cls, folder: Path, providers: Sequence[str] = ("CPUExecutionProvider",), threads: int = 0) -> LesionModel:
-        missing = [name for name in (MODEL_FILE, CARD_FILE) if not (folder / name).is_file()]
+        missing = missing_files(folder, (MODEL_FILE, CARD_FILE))
         if missing:
             raise ModelError(
                 f"no lesion model in {folder} ({', '.join(missing)} missing); set MEDGATE_SEG_WEIGHTS to a "
                 "folder made by `medgate seg train`",
                 folder=str(folder),
             )
-        card = read_card(folder / CARD_FILE)
+        card = read_card(folder / CARD_FILE, ModelCard)
         backend = OnnxRuntimeBackend(
             folder / MODEL_FILE, card.name, card.version, providers=providers, intra_op_threads=threads
         )

@@ -15,18 +15,18 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 
 from medgate_common.api.compute import SlotsDep
+from medgate_common.api.results import ResultId, StorageDep, stored, stored_file
 from medgate_common.api.uploads import expand_zips, file_parts, group_series, one_series, read_form
-from medgate_common.errors import InputError, NotFoundError
+from medgate_common.errors import InputError
 from medgate_common.schemas.segmentation import SegmentationResult
 from medgate_seg import metrics
-from medgate_seg.api.deps import SegmenterDep, SettingsDep, StorageDep
+from medgate_seg.api.deps import SegmenterDep, SettingsDep
 from medgate_seg.api.schemas import PROBLEMS, SEGMENT_BODY
 from medgate_seg.core.dicom_seg import SegIdentity
 from medgate_seg.outputs import DICOM, PNG, SEG_NAME, write_outputs
 
 router = APIRouter(prefix="/v1", tags=["segmentation"])
 RESULT = "lesions.json"
-ResultId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The id in the Location of a POST's answer")]
 FileName = Annotated[str, Path(pattern=r"^(seg\.dcm|overlay-[0-9]{4,}\.png)$")]
 
 
@@ -77,10 +77,8 @@ async def segment(
 
 @router.get("/segmentations/{result_id}", summary="The result of an earlier /v1/segment")
 async def get_result(result_id: ResultId, storage: StorageDep) -> SegmentationResult:
-    key = f"segmentations/{result_id}/{RESULT}"
-    if not storage.exists(key):
-        raise NotFoundError("no segmentation with this id")
-    return SegmentationResult.model_validate_json(storage.get_bytes(key))
+    found = stored(storage, f"segmentations/{result_id}/{RESULT}", "no segmentation with this id")
+    return SegmentationResult.model_validate_json(found)
 
 
 @router.get(
@@ -90,11 +88,13 @@ async def get_result(result_id: ResultId, storage: StorageDep) -> SegmentationRe
     responses={200: {"content": {DICOM: {}, PNG: {}}}, 404: {"description": "No such result or file (not_found)"}},
 )
 async def get_file(result_id: ResultId, name: FileName, storage: StorageDep) -> Response:
-    if not storage.exists(f"segmentations/{result_id}/{RESULT}"):
-        raise NotFoundError("no segmentation with this id")
-    key = f"segmentations/{result_id}/{name}"
-    if not storage.exists(key):
-        what = "no SEG: no lesion was found in this series" if name == SEG_NAME else "no such overlay"
-        raise NotFoundError(what)
+    found = stored_file(
+        storage,
+        f"segmentations/{result_id}",
+        RESULT,
+        name,
+        no_result="no segmentation with this id",
+        no_file="no SEG: no lesion was found in this series" if name == SEG_NAME else "no such overlay",
+    )
     media = DICOM if name == SEG_NAME else PNG
-    return Response(storage.get_bytes(key), media_type=media)
+    return Response(found, media_type=media)

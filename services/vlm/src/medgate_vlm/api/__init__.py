@@ -1,0 +1,1 @@
+"""The reasoning service's HTTP API: thin adapters around :mod:`medgate_vlm.core`."""

@@ -1,0 +1,121 @@
+"""The question side of the VQA model at serving time: token ids and the out-of-scope check.
+
+Token ids come from :func:`medgate_common.subwords.token_ids`, the function training uses
+too, with the sizes the model card names.
+
+Out of scope ("cannot answer from this study") is decided before any answer is given:
+the model's own intent head may say so (it was trained on out-of-scope questions), or the
+question asks about a finding (a lesion-type intent) while naming no finding the model
+knows, yet contains a term it has never seen — e.g. "is there ascites?". The reason names
+the unknown terms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from medgate_common.subwords import words
+
+#: Words of no meaning for the check (a question may add them freely).
+STOP = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "this",
+        "that",
+        "these",
+        "those",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "of",
+        "in",
+        "on",
+        "at",
+        "to",
+        "for",
+        "with",
+        "by",
+        "from",
+        "and",
+        "or",
+        "any",
+        "there",
+        "here",
+        "it",
+        "its",
+        "do",
+        "does",
+        "did",
+        "can",
+        "could",
+        "you",
+        "your",
+        "me",
+        "my",
+        "please",
+        "what",
+        "which",
+        "where",
+        "who",
+        "how",
+        "shown",
+        "show",
+        "seen",
+        "see",
+        "visible",
+        "present",
+    ]
+)
+
+
+def _trigrams(word: str) -> set[str]:
+    marked = f"<{word}>"
+    return {marked[j : j + 3] for j in range(len(marked) - 2)}
+
+
+def unknown_terms(text: str, known: Collection[str], min_similarity: float = 0.6) -> list[str]:
+    """Words neither known nor a near spelling (trigram Jaccard ≥ ``min_similarity``) of a known word."""
+    out = []
+    grams = {k: _trigrams(k) for k in known}
+    for w in words(text):
+        if w in STOP or w in known or w.isdigit():
+            continue
+        mine = _trigrams(w)
+        if not any(len(mine & g) / len(mine | g) >= min_similarity for g in grams.values()):
+            out.append(w)
+    return list(dict.fromkeys(out))
+
+
+@dataclass(frozen=True)
+class ScopeDecision:
+    answerable: bool
+    reason: str = ""
+
+
+def decide_scope(
+    text: str,
+    intent: str,
+    *,
+    known_words: Collection[str],
+    finding_words: Collection[str],
+    finding_intents: Collection[str],
+    scope_summary: str,
+) -> ScopeDecision:
+    unknown = unknown_terms(text, known_words)
+    quoted = ", ".join(f"'{w}'" for w in unknown)
+    if intent == "out_of_scope":
+        about = f" (it asks about {quoted})" if unknown else ""
+        return ScopeDecision(False, f"the question is not one this model was trained to answer{about}; {scope_summary}")
+    present = set(words(text))
+    names_finding = any(f in present or f in text.lower() for f in finding_words)
+    if intent in finding_intents and unknown and not names_finding:
+        return ScopeDecision(
+            False, f"the question asks about {quoted}, which is outside this model's findings; {scope_summary}"
+        )
+    return ScopeDecision(True)

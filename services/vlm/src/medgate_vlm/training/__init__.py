@@ -1,0 +1,1 @@
+"""Training and evaluation of the grounded VQA model (``medgate vlm train|eval``); uses torch."""
