@@ -73,7 +73,7 @@ def test_demo_sends_a_study_through_the_embedded_workflow(tmp_path: Path) -> Non
     # the study went through the gateway's DICOM listener, became ready and ran its workflow
     assert "64 accepted, 0 failed" in proc.stdout
     summary = json.loads((tmp_path / "home" / "demo" / "demo.json").read_text())
-    # the quality gate judges the study, the lesion model segments it; reasoning is not installed yet and says so
+    # the quality gate judges the study, the lesion model segments it, reasoning drafts the report
     job = json.loads((tmp_path / "home" / "demo" / "job.json").read_text())
     [iqa] = [s for s in job["steps"] if s["name"] == "iqa"]
     # a clean synthetic study passes the gate
@@ -82,26 +82,34 @@ def test_demo_sends_a_study_through_the_embedded_workflow(tmp_path: Path) -> Non
     assert summary["steps"] == {
         "iqa": "done",
         "segmentation": "done",
-        "reasoning": "not_installed",
+        "reasoning": "done",
         "assemble": "done",
     }
     [seg] = [s for s in job["steps"] if s["name"] == "segmentation"]
     found = len(seg["result"]["series"][0]["lesions"])
     assert f"Lesions       {found} lesion(s)" in proc.stdout
-    # the 64 images, and the DICOM SEG of the lesions indexed into the same study
+    [reasoning] = [s for s in job["steps"] if s["name"] == "reasoning"]
+    [report] = reasoning["result"]["series"]
+    assert 0.0 <= report["triage"]["score"] <= 1.0 and report["statements"], report
+    # the 64 images, the DICOM SEG of the lesions, the SR and the key images, in the same study
+    [assemble] = [s for s in job["steps"] if s["name"] == "assemble"]
+    derived = [(d["step"], d["modality"]) for d in assemble["result"]["derived_instances"]]
+    assert derived.count(("segmentation", "SEG")) == (1 if found else 0)
+    assert derived.count(("reasoning", "SR")) == 1
     stored = list((tmp_path / "home" / "storage" / "dicom" / truth["study_instance_uid"]).rglob("*.dcm"))
-    assert len(stored) == summary["stored"] == 64 + (1 if found else 0)
+    assert len(stored) == summary["stored"] == 64 + len(derived)
     assert f"Quality gate  verdict {iqa['result']['verdict']}" in proc.stdout
     assert job["job_id"] == summary["job"] and job["trigger"] == "quiet"
     assert (tmp_path / "home" / "broker.sqlite").is_file()  # the embedded broker: no server
-    # duplicates do not re-open the study: the demo asks for a re-run, whose job writes a SEG of its own
+    # duplicates do not re-open the study: the demo asks for a re-run, whose job writes its own
+    # SEG, SR and key images
     again = medgate("demo", env=env)
     assert again.returncode == 0, again.stderr
     second = json.loads((tmp_path / "home" / "demo" / "demo.json").read_text())
     assert (
         second["job"] != summary["job"]
         and second["status"] == summary["status"]
-        and second["stored"] == summary["stored"] + (1 if found else 0)
+        and second["stored"] == summary["stored"] + len(derived)
     )
     assert "manual:demo" in again.stdout
 
