@@ -15,8 +15,9 @@ from scipy import ndimage
 from shared_fixtures import dciodvfy
 from vlm_fixtures import VLM_MODEL, SegmentedStudy
 
+from medgate_common.dicom.outlines import colour_of
 from medgate_common.errors import InputError
-from medgate_vlm.core.key_images import MARK, Rendering, build_key_image, colour_of, render, sc_bytes
+from medgate_vlm.core.key_images import MARK, Rendering, build_key_image, render, sc_bytes
 
 pytestmark = pytest.mark.integration
 

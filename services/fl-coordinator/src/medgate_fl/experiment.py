@@ -27,6 +27,7 @@ import numpy as np
 from flwr.app import ArrayRecord, MetricRecord
 
 from medgate_fl import data
+from medgate_fl.global_model import held_out_evaluator
 from medgate_fl.inprocess import federate
 from medgate_fl.task import build_model, evaluate, train_epochs
 
@@ -134,15 +135,13 @@ def grid(
 
 
 def _centralised(task: str, test_count: int, seed: int, cache_dir: Path | None, times: list[float]) -> Any:
-    test = data.held_out_data(test_count, seed, cache_dir=cache_dir)
-    labels = data.task_labels(test.labels, task)
-    classes = data.num_classes(task)
+    """The deployed ServerApp's held-out scoring, as Flower's ``evaluate_fn``, stamping the
+    time before and after each call into ``times`` (so round time leaves scoring out)."""
+    score = held_out_evaluator(task, test_count, seed, cache_dir)
 
     def evaluate_fn(server_round: int, arrays: ArrayRecord) -> MetricRecord:
         times.append(time.perf_counter())
-        model = build_model(classes)
-        model.load_state_dict(arrays.to_torch_state_dict())
-        metrics = evaluate(model, test.images, labels, classes)
+        metrics = score(arrays)
         times.append(time.perf_counter())
         return MetricRecord(dict(metrics))
 

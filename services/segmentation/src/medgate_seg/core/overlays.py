@@ -15,12 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw
-from scipy import ndimage
 
+from medgate_common.dicom.outlines import colour_of, draw_outlines, enlargement, number_positions
 from medgate_common.schemas.segmentation import Lesion
-
-MIN_WIDTH = 256
-COLOURS = ((255, 64, 64), (64, 200, 255), (255, 200, 0), (120, 255, 120), (255, 96, 255), (255, 160, 64))
 
 
 @dataclass(frozen=True)
@@ -55,22 +52,16 @@ def render(
     image: npt.NDArray[np.float32], labels: npt.NDArray[np.uint16], window: tuple[float, float], caption: str
 ) -> bytes:
     """One slice (``image`` in output units, ``labels`` its lesion map) as PNG bytes."""
-    scale = max(1, -(-MIN_WIDTH // int(image.shape[1])))  # small matrices are enlarged to stay legible
+    scale = enlargement(image.shape[1])  # small matrices are enlarged to stay legible
     if scale > 1:
         image = np.kron(image, np.ones((scale, scale), dtype=image.dtype))
         labels = np.kron(labels, np.ones((scale, scale), dtype=labels.dtype))
     rgb = np.repeat(_grey(image, window)[..., np.newaxis], 3, axis=2)
-    present = [int(v) for v in np.unique(labels) if v]
-    for lesion_id in present:
-        inside = labels == lesion_id
-        outline = inside & ~ndimage.binary_erosion(inside)
-        rgb[outline] = COLOURS[(lesion_id - 1) % len(COLOURS)]
+    draw_outlines(rgb, labels)
     picture = Image.fromarray(rgb)
     draw = ImageDraw.Draw(picture)
-    for lesion_id in present:
-        rows, cols = np.nonzero(labels == lesion_id)
-        x, y = int(cols.max()) + 2, max(int(rows.min()) - 10, 0)
-        draw.text((min(x, picture.width - 12), y), str(lesion_id), fill=COLOURS[(lesion_id - 1) % len(COLOURS)])
+    for lesion_id, position in number_positions(labels, picture.width):
+        draw.text(position, str(lesion_id), fill=colour_of(lesion_id))
     draw.text((4, 4), caption, fill=(255, 255, 255))
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG", optimize=False)

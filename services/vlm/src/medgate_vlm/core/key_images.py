@@ -28,8 +28,8 @@ import numpy.typing as npt
 from PIL import Image, ImageDraw
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
-from scipy import ndimage
 
+from medgate_common.dicom.outlines import colour_of, draw_outlines, enlargement, number_positions
 from medgate_common.dicom.pixels import apply_window, to_uint8
 from medgate_common.errors import InputError
 from medgate_common.schemas.models import ModelInfo
@@ -38,10 +38,7 @@ MANUFACTURER = "MedGate"
 SERIES_NUMBER = 9103
 SERIES_DESCRIPTION = "AI key images (MedGate, AI-GENERATED, not reviewed)"
 MARK = "AI-GENERATED - not reviewed"
-MIN_WIDTH = 256
 HEAT_OPACITY = 0.6
-#: Lesion k is outlined in COLOURS[(k - 1) % len(COLOURS)], the seg overlays' order.
-COLOURS = ((255, 64, 64), (64, 200, 255), (255, 200, 0), (120, 255, 120), (255, 96, 255), (255, 160, 64))
 RGBArray = npt.NDArray[np.uint8]
 
 
@@ -51,10 +48,6 @@ class Rendering:
 
     rgb: RGBArray
     scale: int
-
-
-def colour_of(lesion_id: int) -> tuple[int, int, int]:
-    return COLOURS[(lesion_id - 1) % len(COLOURS)]
 
 
 def _heat(rgb: RGBArray, heatmap: npt.NDArray[np.floating]) -> RGBArray:
@@ -83,26 +76,18 @@ def render(
             raise InputError(f"the heatmap is {heatmap.shape}, the slice {image.shape}")
         if not np.all(np.isfinite(heatmap)) or heatmap.min() < 0.0 or heatmap.max() > 1.0:
             raise InputError("heatmap values must be finite and within [0, 1]")
-    scale = max(1, -(-MIN_WIDTH // int(image.shape[1])))
+    scale = enlargement(image.shape[1])
     block = np.ones((scale, scale))
     grey = to_uint8(apply_window(np.kron(image, block), window[0], max(window[1], 1.0)))
     big = np.kron(labels, block.astype(labels.dtype))
     rgb: RGBArray = np.repeat(grey[..., np.newaxis], 3, axis=2)
     if heatmap is not None:
         rgb = _heat(rgb, np.kron(heatmap, block))
-    outline = np.zeros(big.shape, dtype=bool)
-    present = [int(v) for v in np.unique(big) if v]
-    for lesion_id in present:
-        inside = big == lesion_id
-        edge = inside & ~ndimage.binary_erosion(inside)
-        rgb[edge] = colour_of(lesion_id)
-        outline |= edge
+    outline = draw_outlines(rgb, big)
     text = Image.new("RGB", (rgb.shape[1], rgb.shape[0]))
     draw = ImageDraw.Draw(text)
-    for lesion_id in present:
-        rows, cols = np.nonzero(big == lesion_id)
-        x, y = min(int(cols.max()) + 2, text.width - 12), max(int(rows.min()) - 10, 0)
-        draw.text((x, y), str(lesion_id), fill=colour_of(lesion_id))
+    for lesion_id, position in number_positions(big, text.width):
+        draw.text(position, str(lesion_id), fill=colour_of(lesion_id))
     draw.text((4, 4), caption, fill=(255, 255, 255))
     draw.text((4, text.height - 14), MARK, fill=(255, 255, 0))
     layer = np.asarray(text)
