@@ -145,6 +145,11 @@ class Job(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # the reasoning step's triage, copied out of its result so that the worklist sorts on it
+    triage_score: Mapped[float | None] = mapped_column(
+        Float, default=None, index=True, doc="p(abnormal), the highest over the series; NULL: not scored"
+    )
+    triage_label: Mapped[str | None] = mapped_column(String(64), default=None, doc="most likely class there")
 
     steps: Mapped[list[JobStep]] = relationship(back_populates="job", order_by="JobStep.id")
 

@@ -36,6 +36,7 @@ from medgate_gateway.db.orm import Job, JobEvent, JobStep, Study, utcnow
 from medgate_gateway.ingest.completeness import StudyReady
 from medgate_gateway.workflow.dispatch import Dispatcher, build_request
 from medgate_gateway.workflow.rules import RoutingRules, SeriesFacts, plan_study
+from medgate_gateway.workflow.triage import study_triage
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,17 @@ def gate_report(step: JobStep) -> StudyQualityReport | None:
     if step.status != StepStatus.done or not step.result:
         return None
     return StudyQualityReport.model_validate(step.result)
+
+
+def record_triage(job: Job, reasoning: JobStep) -> None:
+    """Copy the study's triage score out of the reasoning result onto the job (NULL if none)."""
+    try:
+        triage = study_triage(reasoning.result)
+    except ValueError:  # pydantic's ValidationError: not a StudyReasoning; the step keeps it as sent
+        log.warning("reasoning result without a readable triage", extra={"job_id": job.id})
+        triage = None
+    job.triage_score = triage.score if triage is not None else None
+    job.triage_label = triage.label[:64] if triage is not None else None
 
 
 class WorkflowEngine:
@@ -267,6 +279,8 @@ class WorkflowEngine:
         step.error_code = event.error_code or ""
         step.error_detail = event.error_detail
         record(session, job.id, status, step=step.step, detail=event.error_code or event.error_detail)
+        if event.step is StepName.reasoning and status is StepStatus.done:
+            record_triage(job, step)  # even on a failed job: the result is kept for the retry
         if job.state == JobStatus.queued:  # its start event may come after its end event
             job.state = JobStatus.running
             record(session, job.id, JobStatus.running)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from medgate_common.errors import InputError
 from medgate_common.schemas import JobState, JobStatus, JobUpdate, ModelInfo, StepState, StepStatus
 from medgate_gateway.db.orm import Job, JobEvent, Study
 
@@ -54,6 +56,8 @@ def job_state(session: Session, job: Job) -> JobState:
         steps=steps,
         error_code=job.error_code or None,
         error=job.error,
+        triage_score=job.triage_score,
+        triage_label=job.triage_label,
         created_at=created,
         updated_at=updated,
         finished_at=utc(job.finished_at),
@@ -65,15 +69,30 @@ def load_job(session: Session, job_id: str) -> JobState | None:
     return job_state(session, job) if job is not None else None
 
 
+class JobOrder(StrEnum):
+    """How the job list is sorted; newest first breaks every tie."""
+
+    created = "created"  # newest first
+    triage = "triage"  # highest triage score first, jobs not scored (yet) last
+
+
 def list_jobs(
     session: Session,
     *,
     state: str | None = None,
     study_uid: str | None = None,
+    sort: JobOrder | str = JobOrder.created,
     limit: int = 100,
     offset: int = 0,
 ) -> list[JobState]:
-    stmt = select(Job).order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)
+    """The jobs in ``sort`` order; an unknown ``sort`` raises ``InputError``."""
+    try:
+        order = JobOrder(sort)
+    except ValueError:
+        raise InputError(f"unknown sort {sort!r}; use one of: {', '.join(JobOrder)}") from None
+    newest = (Job.created_at.desc(), Job.id)
+    keys = (Job.triage_score.desc().nulls_last(), *newest) if order is JobOrder.triage else newest
+    stmt = select(Job).order_by(*keys).limit(limit).offset(offset)
     if state:
         stmt = stmt.where(Job.state == state)
     if study_uid:

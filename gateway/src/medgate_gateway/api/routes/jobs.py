@@ -22,7 +22,7 @@ from medgate_gateway.api.audit import audit
 from medgate_gateway.api.deps import ContextDep, JobsManagerDep, ReaderDep
 from medgate_gateway.context import GatewayContext
 from medgate_gateway.db.orm import Job, JobEvent
-from medgate_gateway.workflow.views import list_jobs, load_job, updates_after
+from medgate_gateway.workflow.views import JobOrder, list_jobs, load_job, updates_after
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
@@ -38,12 +38,15 @@ async def get_jobs(
     principal: ReaderDep,
     state: str | None = Query(None, pattern=STATES),
     study_uid: str | None = Query(None, max_length=64),
+    sort: Annotated[
+        JobOrder, Query(description="created: newest first; triage: highest triage score first, unscored last")
+    ] = JobOrder.created,
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0),
 ) -> list[JobState]:
     def query() -> list[JobState]:
         with context.db.read() as session:
-            return list_jobs(session, state=state, study_uid=study_uid, limit=limit, offset=offset)
+            return list_jobs(session, state=state, study_uid=study_uid, sort=sort, limit=limit, offset=offset)
 
     jobs = await run_in_threadpool(query)
     await audit(context, principal, "job.list", resource_type="job", detail={"count": len(jobs)})

@@ -62,6 +62,10 @@ class JobState(WireModel):
     steps: tuple[StepState, ...] = ()
     error_code: str | None = None
     error: str = Field(default="", description="why it failed, or why the quality gate rejected it")
+    triage_score: float | None = Field(
+        default=None, description="the reasoning step's p(abnormal), highest over the series; None: not scored"
+    )
+    triage_label: str | None = Field(default=None, description="the most likely triage class of that series")
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None = None
