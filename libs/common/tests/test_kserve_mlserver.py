@@ -2,19 +2,15 @@
 
 MLServer cannot share the main venv with Flower (fastapi pins), so scripts/setup-mlserver.sh
 makes ``.venv-mlserver``; these tests skip only when it is missing. One server per module
-serves the runtimes in deploy/mlserver: a small ONNX model through onnxruntime, and the
-image + prompt -> text stand-in for the large vision-language model.
+serves two of the runtimes in deploy/mlserver: a small ONNX model through onnxruntime, and
+the image + prompt -> text stand-in, whose answers the tests compute themselves (the
+grounded VQA model behind that contract is tested in services/vlm/tests/test_vqa_kserve.py).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +19,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from shared_fixtures import MLSERVER_VENV, MLServerProcess, mlserver_repository
 
 from medgate_common.errors import ModelError, ModelInputError, NotFoundError, TransientError
 from medgate_common.inference import KServeV2Backend, ModelBackend, OnnxRuntimeBackend, TensorSpec
@@ -30,70 +27,6 @@ from medgate_common.inference import KServeV2Backend, ModelBackend, OnnxRuntimeB
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[3]
-MLSERVER = Path(os.environ.get("MEDGATE_MLSERVER_VENV", ROOT / ".venv-mlserver")) / "bin" / "mlserver"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class MLServerProcess:
-    """``mlserver start`` on free loopback ports, in-process workers, no metrics server."""
-
-    def __init__(self, repository: Path, log: Path) -> None:
-        self.repository = repository
-        self.log = log
-        self.url = ""
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def alive(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def start(self, timeout_s: float = 30.0) -> None:
-        port = _free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        env = {
-            **os.environ,
-            "MLSERVER_HOST": "127.0.0.1",
-            "MLSERVER_HTTP_PORT": str(port),
-            "MLSERVER_GRPC_PORT": str(_free_port()),
-            "MLSERVER_PARALLEL_WORKERS": "0",
-            "MLSERVER_METRICS_ENDPOINT": "",
-            "OMP_NUM_THREADS": "1",
-        }
-        with self.log.open("ab") as out:
-            self._process = subprocess.Popen(
-                [str(MLSERVER), "start", str(self.repository)], env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if not self.alive:
-                break
-            try:
-                if httpx.get(f"{self.url}/v2/health/ready", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        pytest.fail(f"MLServer did not become ready; log:\n{self.log.read_text()[-3000:]}")
-
-    def kill(self) -> None:
-        assert self._process is not None
-        self._process.send_signal(signal.SIGKILL)
-        self._process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -122,18 +55,24 @@ def toy_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def mlserver(tmp_path_factory: pytest.TempPathFactory, toy_onnx: Path) -> Iterator[MLServerProcess]:
-    if not MLSERVER.exists():
+    if not (MLSERVER_VENV / "bin" / "mlserver").exists():
         pytest.skip("no MLServer venv (.venv-mlserver); scripts/setup-mlserver.sh creates it")
-    repository = tmp_path_factory.mktemp("mlserver")
-    shutil.copytree(
-        ROOT / "deploy" / "mlserver", repository, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
-    )
+    repository = mlserver_repository(tmp_path_factory.mktemp("mlserver"))
     model_dir = repository / "seg-toy"
     model_dir.mkdir()
     shutil.copy(toy_onnx, model_dir / "toy.onnx")
     (model_dir / "model-settings.json").write_text(
         '{"name": "seg-toy", "implementation": "medgate_runtimes.OnnxModel", "versions": ["3"],'
         ' "parameters": {"uri": "./toy.onnx", "version": "3"}}'
+    )
+    stand_in = repository / "vlm-stand-in"
+    stand_in.mkdir()
+    (stand_in / "model-settings.json").write_text(
+        '{"name": "vlm-stand-in", "implementation": "medgate_runtimes.ImageQuestionStandIn", "versions": ["1"],'
+        ' "parameters": {"version": "1"},'
+        ' "inputs": [{"name": "image", "datatype": "FP32", "shape": [-1, -1, -1]},'
+        ' {"name": "prompt", "datatype": "BYTES", "shape": [-1]}],'
+        ' "outputs": [{"name": "text", "datatype": "BYTES", "shape": [-1]}]}'
     )
     process = MLServerProcess(repository, repository / "mlserver.log")
     process.start()

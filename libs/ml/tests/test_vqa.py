@@ -22,7 +22,7 @@ from medgate_ml.vqa.questions import (
     out_of_scope_questions,
     phrasings,
 )
-from medgate_ml.vqa.text import IDS_PER_WORD, MAX_WORDS, token_ids
+from medgate_ml.vqa.text import HIDDEN, MAX_TOKENS, encode_questions, question_states
 from medgate_ml.vqa.train import Hyper, grounding_loss, step_losses, to_tensors, train
 
 
@@ -78,11 +78,20 @@ def test_evaluation_sets_ask_every_question_in_both_phrasing_sets(tiny: VqaSet) 
     ]
 
 
-def test_token_ids_shape_and_subword_sharing() -> None:
-    a, b = token_ids("is there a tumor?"), token_ids("is there a tumour?")
-    assert a.shape == (MAX_WORDS, IDS_PER_WORD)
-    shared = set(a[3][a[3] > 0].tolist()) & set(b[3][b[3] > 0].tolist())
-    assert len(shared) >= 3  # "<tu", "tum", "umo" …: a misspelling keeps most trigrams
+def test_question_states_pad_with_zero_rows_and_share_repeated_texts() -> None:
+    short, long = "is there a tumor?", " ".join(["is the liver involved by any focal lesion"] * 6)
+    states = question_states([short, long])
+    assert states.shape == (2, MAX_TOKENS, HIDDEN)
+    real = np.abs(states).sum(-1) > 0
+    assert real[0].sum() == 7  # [CLS] is there a tumor ? [SEP]
+    assert not real[0, 7:].any() and real[1].all()  # a long question is cut to MAX_TOKENS
+    table, rows = encode_questions([short, long, short])
+    assert table.shape[0] == 2 and rows.tolist() == [0, 1, 0]
+    assert np.array_equal(table, states)
+    # The frozen encoder places a paraphrase nearer its meaning than another question.
+    a, b, c = (question_states([t])[0].sum(0) for t in (short, "do you see a tumour?", "what plane is this?"))
+    cos = lambda x, y: float(x @ y / np.linalg.norm(x) / np.linalg.norm(y))  # noqa: E731
+    assert cos(a, b) > cos(a, c) + 0.1
 
 
 def test_a_few_training_steps_run_for_both_variants(tiny: VqaSet) -> None:
@@ -121,8 +130,8 @@ def test_onnx_export_matches_torch(tiny: VqaSet, tmp_path: Path) -> None:
     torch.manual_seed(0)
     net = GroundedVqaNet(len(INTENTS), len(ANSWERS), dim=16, width=4).eval()
     t = to_tensors(tiny)
-    example = pack(t.pixels[t.image[:3]], t.ids[:3])
-    other = pack(t.pixels[t.image[-2:]], t.ids[-2:])
+    example = pack(t.pixels[t.image[:3]], t.states[t.question[:3]])
+    other = pack(t.pixels[t.image[-2:]], t.states[t.question[-2:]])
     names = ("intent", "answer", "modality", "plane", "grounding", "key_weights")
     report = export_onnx(
         PackedVqa(net, MATRIX), example, tmp_path / "vqa.onnx", input_name="packed", output_names=names,

@@ -2,15 +2,19 @@
 
 - Image encoder: a four-level CNN with a two-step decoder, giving region features V at
   1/2 resolution (32×32 regions × ``dim``); image-level heads predict modality and plane.
-- Question encoder: hashed word + character-trigram embeddings (averaged per word), one
-  residual 1-D convolution over words, then two attention poolings: the *key phrase* t
-  (what to look for) and the question vector q (what to answer).
+- Question encoder: the frozen token states of a pretrained sentence encoder
+  (all-MiniLM-L6-v2, computed outside the graph), projected to ``dim``, one residual 1-D
+  convolution over tokens, then two attention poolings: the *key phrase* t (what to look
+  for) and the question vector q (what to answer); and the projected mean of the states,
+  the sentence vector s, which alone decides the intent (the pretrained encoder places a
+  new phrasing near the ones it paraphrases, so the intent generalises beyond the
+  templates trained on).
 - Phrase grounding: V is gated by t (a light cross-modal fusion), and the alignment score
   S = <fused V, W t> per region is the grounding logit map, supervised by the gold mask.
 - Region-level pixel attention: V' = V ⊙ (1 + λ·A) with A = sigmoid(S); V' is pooled
   (mean and max) together with the A-weighted mean of V, so the answer head sees the
   grounded region explicitly.
-- Heads: the intent (question type, incl. out-of-scope) from q; the answer over one shared
+- Heads: the intent (question type, incl. out-of-scope) from s; the answer over one shared
   vocabulary from [q, pooled features, q ⊙ grounded features, map statistics].
 
 ``grounded=False`` is the ablation: no grounding branch, no attention (A ≡ 0), global
@@ -23,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from medgate_ml.vqa.text import BUCKETS, IDS_PER_WORD, MAX_WORDS
+from medgate_ml.vqa.text import HIDDEN, MAX_TOKENS
 
 N_MODALITIES, N_PLANES = 2, 3
 N_STATS = 7
@@ -57,25 +61,32 @@ class ImageEncoder(nn.Module):
 
 
 class QuestionEncoder(nn.Module):
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, hidden: int = HIDDEN) -> None:
         super().__init__()
-        self.embed = nn.Embedding(BUCKETS + 1, dim, padding_idx=0)
+        self.proj = nn.Linear(hidden, dim)
         self.conv = nn.Conv1d(dim, dim, 3, padding=1)
         self.key_score = nn.Linear(dim, 1)
         self.q_score = nn.Linear(dim, 1)
+        self.sentence = nn.Sequential(nn.Dropout(0.1), nn.Linear(hidden, dim))
 
-    def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """ids [B, MAX_WORDS, IDS_PER_WORD] → tokens [B, M, d], key phrase t, question q, key weights."""
-        present = (ids > 0).float()
-        counts = present.sum(-1, keepdim=True)
-        words = (self.embed(ids) * present.unsqueeze(-1)).sum(2) / counts.clamp(min=1.0)
+    def forward(self, states: torch.Tensor) -> dict[str, torch.Tensor]:
+        """states [B, MAX_TOKENS, HIDDEN] (zero rows = padding) → tokens [B, M, d], key phrase t,
+        question q, sentence s, key weights [B, M]."""
+        present = (states.abs().sum(-1) > 0).float()
+        counts = present.sum(1, keepdim=True)
+        words = self.proj(states) * present.unsqueeze(-1)
         tokens = words + functional.relu(self.conv(words.transpose(1, 2))).transpose(1, 2)
-        pad = (counts.squeeze(-1) == 0).float() * -1e4
+        pad = (1.0 - present) * -1e4
         key_w = torch.softmax(self.key_score(tokens).squeeze(-1) + pad, dim=1)
         q_w = torch.softmax(self.q_score(tokens).squeeze(-1) + pad, dim=1)
-        t = (key_w.unsqueeze(-1) * tokens).sum(1)
-        q = (q_w.unsqueeze(-1) * tokens).sum(1)
-        return tokens, t, q, key_w
+        mean = states.sum(1) / counts.clamp(min=1.0)
+        return {
+            "tokens": tokens,
+            "t": (key_w.unsqueeze(-1) * tokens).sum(1),
+            "q": (q_w.unsqueeze(-1) * tokens).sum(1),
+            "s": self.sentence(mean),
+            "key_weights": key_w,
+        }
 
 
 class GroundedVqaNet(nn.Module):
@@ -114,9 +125,10 @@ class GroundedVqaNet(nn.Module):
         pooled = deep.mean((2, 3))
         return v, self.modality(pooled), self.plane(pooled)
 
-    def forward_pairs(self, v: torch.Tensor, ids: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Questions ``ids`` [B, …] against region features ``v`` [B, dim, h, w] (already paired)."""
-        _, t, q, key_w = self.text(ids)
+    def forward_pairs(self, v: torch.Tensor, states: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Questions' token ``states`` [B, M, HIDDEN] against region features ``v`` [B, dim, h, w] (already paired)."""
+        text = self.text(states)
+        t, q = text["t"], text["q"]
         b, d, h, w = v.shape
         if self.grounded:
             gated = v * (1.0 + torch.tanh(self.gate(t))).view(b, d, 1, 1)
@@ -134,17 +146,17 @@ class GroundedVqaNet(nn.Module):
         stats = self.map_stats(attn)
         feats = torch.cat([q, g_mean, g_max, g_att, q * g_att, stats], 1)
         return {
-            "intent": self.intent(q),
+            "intent": self.intent(text["s"]),
             "answer": self.answer(feats),
             "score": score,
-            "key_weights": key_w,
+            "key_weights": text["key_weights"],
         }
 
 
 class PackedVqa(nn.Module):
-    """The exported graph: one float input [B, 2·S·S + MAX_WORDS·IDS_PER_WORD] (the image's two
-    windowed channels, then the token ids as floats, exact below 2^24), so the model fits
-    the single-input export and any KServe/Triton contract. Outputs: intent logits, answer
+    """The exported graph: one float input [B, 2·S·S + MAX_TOKENS·HIDDEN] (the image's two
+    windowed channels, then the question's MiniLM token states), so the model fits the
+    single-input export and any KServe/Triton contract. Outputs: intent logits, answer
     logits, modality logits, plane logits, grounding probabilities [B, 1, S, S], key-word weights."""
 
     def __init__(self, net: GroundedVqaNet, matrix: int) -> None:
@@ -155,12 +167,12 @@ class PackedVqa(nn.Module):
         s = self.matrix
         n = 2 * s * s
         pixels = packed[:, :n].reshape(-1, 2, s, s)
-        ids = packed[:, n:].round().long().reshape(-1, MAX_WORDS, IDS_PER_WORD)
+        states = packed[:, n:].reshape(-1, MAX_TOKENS, HIDDEN)
         v, modality, plane = self.net.encode_image(pixels)
-        out = self.net.forward_pairs(v, ids)
+        out = self.net.forward_pairs(v, states)
         grounding = torch.sigmoid(functional.interpolate(out["score"], size=(s, s), mode="bilinear"))
         return out["intent"], out["answer"], modality, plane, grounding, out["key_weights"]
 
 
-def pack(pixels: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    return torch.cat([pixels.flatten(1), ids.flatten(1).float()], 1)
+def pack(pixels: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+    return torch.cat([pixels.flatten(1), states.flatten(1)], 1)

@@ -20,7 +20,7 @@ from torch.nn import functional
 from medgate_ml.vqa.data import MATRIX, VqaSet
 from medgate_ml.vqa.model import GroundedVqaNet
 from medgate_ml.vqa.questions import ANSWERS, ANSWERS_BY_INTENT, CLOSED, INTENTS, OPEN, OUT_OF_SCOPE
-from medgate_ml.vqa.text import token_ids
+from medgate_ml.vqa.text import encode_questions
 
 MODALITIES = ("CT", "MR")
 PLANES = ("axial", "sagittal", "coronal")
@@ -33,7 +33,7 @@ class Hyper:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     ground_weight: float = 2.0
-    word_dropout: float = 0.15
+    token_dropout: float = 0.15
     dim: int = 48
     width: int = 16
 
@@ -44,7 +44,8 @@ class Tensors:
     modality: torch.Tensor  # [I]
     plane: torch.Tensor  # [I]
     image: torch.Tensor  # [Q] image index per question
-    ids: torch.Tensor  # [Q, M, K]
+    states: torch.Tensor  # [U, M, H] MiniLM token states of each distinct question
+    question: torch.Tensor  # [Q] row of ``states`` per question
     intent: torch.Tensor  # [Q]
     answer: torch.Tensor  # [Q], -1 for out-of-scope
     mask: torch.Tensor  # [Q, S, S] float
@@ -64,12 +65,14 @@ def allowed_matrix() -> torch.Tensor:
 def to_tensors(data: VqaSet) -> Tensors:
     items = data.items
     empty = np.zeros((MATRIX, MATRIX), dtype=np.float32)
+    states, rows = encode_questions([it.question for it in items])
     return Tensors(
         pixels=torch.from_numpy(np.stack([im.pixels for im in data.images])),
         modality=torch.tensor([MODALITIES.index(im.modality) for im in data.images]),
         plane=torch.tensor([PLANES.index(im.plane) for im in data.images]),
         image=torch.tensor([it.image for it in items]),
-        ids=torch.from_numpy(np.stack([token_ids(it.question) for it in items])),
+        states=torch.from_numpy(states),
+        question=torch.from_numpy(rows),
         intent=torch.tensor([INTENTS.index(it.intent) for it in items]),
         answer=torch.tensor([ANSWERS.index(it.answer) if it.answer else -1 for it in items]),
         mask=torch.from_numpy(np.stack([it.mask.astype(np.float32) if it.mask is not None else empty for it in items])),
@@ -93,11 +96,11 @@ def step_losses(net: GroundedVqaNet, t: Tensors, images: torch.Tensor, hyper: Hy
     lookup = torch.full((t.pixels.shape[0],), -1, dtype=torch.long)
     lookup[images] = torch.arange(len(images))
     q = torch.nonzero(lookup[t.image] >= 0).squeeze(1)
-    ids = t.ids[q]
-    if hyper.word_dropout > 0:  # drop whole words, so no single word carries an intent
-        keep = torch.rand(ids.shape[:2]) >= hyper.word_dropout
-        ids = ids * keep.unsqueeze(-1)
-    out = net.forward_pairs(v[lookup[t.image[q]]], ids)
+    states = t.states[t.question[q]]
+    if hyper.token_dropout > 0:  # drop whole tokens, so no single word carries an intent
+        keep = torch.rand(states.shape[:2]) >= hyper.token_dropout
+        states = states * keep.unsqueeze(-1)
+    out = net.forward_pairs(v[lookup[t.image[q]]], states)
     losses = {
         "intent": functional.cross_entropy(out["intent"], t.intent[q]),
         "image": functional.cross_entropy(mod_logits, t.modality[images])
@@ -169,7 +172,7 @@ def predict(net: GroundedVqaNet, data: VqaSet, batch: int = 256) -> dict[str, np
     feats = torch.cat([net.encode_image(t.pixels[s : s + batch])[0] for s in range(0, t.pixels.shape[0], batch)])
     for s in range(0, len(t.image), batch):
         idx = slice(s, s + batch)
-        out = net.forward_pairs(feats[t.image[idx]], t.ids[idx])
+        out = net.forward_pairs(feats[t.image[idx]], t.states[t.question[idx]])
         intent = out["intent"].argmax(1)
         intents.append(intent)
         answers.append((out["answer"] + allowed[intent]).argmax(1))

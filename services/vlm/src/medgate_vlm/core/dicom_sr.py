@@ -9,7 +9,10 @@ Content tree, in TID 1500 order:
   - per lesion a TID 1411 volumetric group: Referenced Segment (the SEG's segment with the
     lesion's number, as the seg service numbers them), finding category/type SNOMED
     *Morphologically abnormal structure* / *Lesion*, finding site from the host organ when the
-    segmentation names one, the volume in UCUM ``ml``, and as Algorithm Identification the
+    segmentation names one (else when a grounded answer about the lesion names it: then the
+    finding site is INFERRED FROM that answer's group, by the same Tracking Identifier and
+    UID pair the statements cite with, since the group's algorithm, the seg model, did not
+    name it), the volume in UCUM ``ml``, and as Algorithm Identification the
     model that found the lesion (name and version, read from the SEG segment: the lesion
     and its volume are the seg model's work, not the reasoning model's). Its Tracking
     Identifier is ``lesion k`` and its
@@ -66,6 +69,7 @@ from medgate_vlm.core.evidence import (
     EvidenceError,
     EvidenceKind,
     EvidenceRef,
+    LesionSite,
     ReportStatement,
     Section,
     check_evidence,
@@ -98,6 +102,13 @@ ORGAN_SITES: dict[str, Code] = {
     "brain": codes.SCT.Brain,
     "white_matter": codes.SCT.CerebralWhiteMatter,
     "grey_matter": codes.SCT.GrayMatter,
+}
+#: The grounded VQA model's location answers → the organ as :data:`ORGAN_SITES` spells it.
+LOCATION_ORGANS: dict[str, str] = {
+    "liver": "liver",
+    "spleen": "spleen",
+    "kidney": "kidney",
+    "white matter": "white_matter",
 }
 
 
@@ -170,20 +181,43 @@ def _seg_algorithm(segment: Dataset) -> hd.sr.AlgorithmIdentification | None:
     return None
 
 
+def _cites(ref: EvidenceRef, uid: str) -> list[hd.sr.ContentItem]:
+    """The INFERRED FROM pair that cites a tracked item: its Tracking Identifier and Tracking UID."""
+    inferred = hd.sr.RelationshipTypeValues.INFERRED_FROM
+    return [
+        hd.sr.TextContentItem(codes.DCM.TrackingIdentifier, ref.label, inferred),
+        hd.sr.UIDRefContentItem(codes.DCM.TrackingUniqueIdentifier, uid, inferred),
+    ]
+
+
+def _finding_site(lesion: Lesion, site: LesionSite | None, uids: dict[EvidenceRef, str]) -> hd.sr.FindingSite | None:
+    """The segmentation's organ, else the one a grounded answer names, INFERRED FROM that answer."""
+    if lesion.organ:
+        code = ORGAN_SITES.get(lesion.organ.lower())
+        return hd.sr.FindingSite(code) if code is not None else None
+    if site is None:
+        return None
+    code = ORGAN_SITES.get(site.organ.lower())
+    if code is None:
+        raise EvidenceError(f"lesion {lesion.lesion_id}'s site {site.organ!r} has no code", known=sorted(ORGAN_SITES))
+    item = hd.sr.FindingSite(code)
+    item.ContentSequence = hd.sr.ContentSequence(_cites(site.evidence, uids[site.evidence]))
+    return item
+
+
 def _lesion_group(
-    lesion: Lesion, seg: Dataset, sop_uid: str
+    lesion: Lesion, seg: Dataset, sop_uid: str, site: hd.sr.FindingSite | None
 ) -> hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations:
     segment = _segments(seg)[lesion.lesion_id]
     algorithm = _seg_algorithm(segment)
     uid = str(segment.get("TrackingUID") or generate_uid(entropy_srcs=[sop_uid, "lesion", str(lesion.lesion_id)]))
-    site = ORGAN_SITES.get((lesion.organ or "").lower())
     volume = hd.sr.Measurement(name=codes.SCT.Volume, value=lesion.volume_ml, unit=ML)
     return hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=uid, identifier=EvidenceRef.lesion(lesion.lesion_id).label),
         referenced_segment=hd.sr.ReferencedSegment.from_segmentation(seg, segment_number=lesion.lesion_id),
         finding_category=codes.SCT.MorphologicallyAbnormalStructure,
         finding_type=codes.SCT.Lesion,
-        finding_sites=[hd.sr.FindingSite(site)] if site is not None else None,
+        finding_sites=[site] if site is not None else None,
         algorithm_id=algorithm,
         measurements=[volume],
     )
@@ -239,12 +273,10 @@ def _statement_item(statement: ReportStatement, uids: dict[EvidenceRef, str]) ->
         value=statement.text,
         relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
     )
-    inferred = hd.sr.RelationshipTypeValues.INFERRED_FROM
     children: list[hd.sr.ContentItem] = []
     for ref in statement.evidence:
         target = EvidenceRef.lesion(ref.number) if ref.kind is EvidenceKind.MEASUREMENT else ref
-        children.append(hd.sr.TextContentItem(codes.DCM.TrackingIdentifier, ref.label, inferred))
-        children.append(hd.sr.UIDRefContentItem(codes.DCM.TrackingUniqueIdentifier, uids[target], inferred))
+        children += _cites(ref, uids[target])
     item.ContentSequence = hd.sr.ContentSequence(children)
     return item
 
@@ -263,6 +295,7 @@ def build_sr(
     instance_number: int = 1,
     quality: QualityReport | None = None,
     triage: TriageScore | None = None,
+    sites: Sequence[LesionSite] = (),
 ) -> hd.sr.Comprehensive3DSR:
     """The TID 1500 SR of a draft report on ``source`` (the instances of one series).
 
@@ -272,12 +305,14 @@ def build_sr(
     them as the SEG does, or ``segmentation_model`` when there is no SEG. Without lesions and
     statements, the report says :data:`NO_LESION_TEXT`. ``quality`` (the gate's report on the
     series) and ``triage`` (the study's score) become groups of their own, credited to the
-    models that made them, so that statements can cite them.
+    models that made them, so that statements can cite them. ``sites`` are the organs
+    grounded answers name for lesions the segmentation names none of: finding sites
+    inferred from those answers.
     """
     if not source:
         raise InputError("a report needs the source images it describes")
     _check_seg(source, seg, lesions)
-    check_evidence(statements, lesions, answers, quality=quality is not None, triage=triage is not None)
+    check_evidence(statements, lesions, answers, quality=quality is not None, triage=triage is not None, sites=sites)
     if not statements and not lesions:
         statements = [ReportStatement(NO_LESION_TEXT, (EvidenceRef.lesion_search(),))]
     algorithm = hd.sr.AlgorithmIdentification(name=model.name, version=model.version)
@@ -292,18 +327,20 @@ def build_sr(
     groups: list[
         hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations | hd.sr.MeasurementsAndQualitativeEvaluations
     ] = []
+    for number in range(1, len(answers) + 1):
+        uids[EvidenceRef.answer(number)] = str(generate_uid(entropy_srcs=[sop_instance_uid, "answer", str(number)]))
+    site_of = {site.lesion_id: site for site in sites}
     for lesion in lesions:
         assert seg is not None  # _check_seg
-        group = _lesion_group(lesion, seg, sop_instance_uid)
+        site = _finding_site(lesion, site_of.get(lesion.lesion_id), uids)
+        group = _lesion_group(lesion, seg, sop_instance_uid, site)
         uids[EvidenceRef.lesion(lesion.lesion_id)] = str(group.tracking_uid)
         groups.append(group)
     search_uid = str(generate_uid(entropy_srcs=[sop_instance_uid, "lesion search"]))
     uids[EvidenceRef.lesion_search()] = search_uid
     groups.append(_search_group(bool(lesions), searcher, search_uid))
     for number, answer in enumerate(answers, start=1):
-        uid = str(generate_uid(entropy_srcs=[sop_instance_uid, "answer", str(number)]))
-        uids[EvidenceRef.answer(number)] = uid
-        groups.append(_answer_group(number, answer, algorithm, uid))
+        groups.append(_answer_group(number, answer, algorithm, uids[EvidenceRef.answer(number)]))
     if quality is not None:
         ref = EvidenceRef.quality()
         uids[ref] = str(generate_uid(entropy_srcs=[sop_instance_uid, ref.label]))

@@ -6,6 +6,10 @@ answer of the grounded VQA model, the lesion search as a whole (for "no lesion f
 quality gate's report on the series, or the triage classifier's score.
 A sentence without evidence is refused here, before anything is written: the SR writer
 never has to decide what an unsupported sentence means.
+
+A lesion's host organ is the segmentation's when it names one. When it names none, the
+reasoning step may name it from a grounded answer about that very lesion (:class:`LesionSite`);
+every sentence and SR item that says the organ then cites that answer too.
 """
 
 from __future__ import annotations
@@ -96,6 +100,21 @@ class EvidenceRef:
 
 
 @dataclass(frozen=True)
+class LesionSite:
+    """Lesion ``lesion_id``'s host organ as grounded answer ``answer`` (its number among the
+    answers given to the writer) names it, for a lesion the segmentation names no organ of.
+    ``organ`` is spelled as the segmentation would spell it (``white_matter``)."""
+
+    lesion_id: int
+    organ: str
+    answer: int
+
+    @property
+    def evidence(self) -> EvidenceRef:
+        return EvidenceRef.answer(self.answer)
+
+
+@dataclass(frozen=True)
 class ReportStatement:
     """One sentence of the draft report's findings or impression, with what it rests on."""
 
@@ -117,10 +136,23 @@ def check_evidence(
     *,
     quality: bool = False,
     triage: bool = False,
+    sites: Iterable[LesionSite] = (),
 ) -> None:
     """Raise :class:`EvidenceError` for the first citation of something not among ``lesions``/``answers``,
-    or of the quality report / triage score when ``quality`` / ``triage`` say there is none."""
+    or of the quality report / triage score when ``quality`` / ``triage`` say there is none, and
+    for a site of a lesion that is not there, that the segmentation already names, or that
+    rests on an answer that was not given."""
     lesion_ids = {lesion.lesion_id for lesion in lesions}
+    named = {lesion.lesion_id for lesion in lesions if lesion.organ}
+    for site in sites:
+        if site.lesion_id not in lesion_ids:
+            raise EvidenceError(f"a site is given for lesion {site.lesion_id}, which the segmentation did not report")
+        if site.lesion_id in named:
+            raise EvidenceError(f"lesion {site.lesion_id}'s organ is the segmentation's; no answer replaces it")
+        if not 1 <= site.answer <= len(answers):
+            raise EvidenceError(
+                f"lesion {site.lesion_id}'s site cites {site.evidence.label}, but {len(answers)} answer(s) were given"
+            )
     present = {EvidenceKind.QUALITY: quality, EvidenceKind.TRIAGE: triage}
     for statement in statements:
         for ref in statement.evidence:

@@ -1,7 +1,4 @@
-"""The question side of the VQA model at serving time: token ids and the out-of-scope check.
-
-Token ids come from :func:`medgate_common.subwords.token_ids`, the function training uses
-too, with the sizes the model card names.
+"""The question side of the VQA model at serving time: the out-of-scope check.
 
 Out of scope ("cannot answer from this study") is decided before any answer is given:
 the model's own intent head may say so (it was trained on out-of-scope questions), or the
@@ -12,7 +9,7 @@ the unknown terms.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from medgate_common.subwords import words
@@ -103,18 +100,21 @@ def decide_scope(
     intent: str,
     *,
     known_words: Collection[str],
-    finding_words: Collection[str],
-    finding_intents: Collection[str],
+    subject_words: Mapping[str, Collection[str]],
     scope_summary: str,
 ) -> ScopeDecision:
+    """Answerable unless the intent head says out of scope, or the question, read as an intent
+    that is about something (a finding, an organ: the keys of ``subject_words``), names none of
+    the things that intent knows yet carries a word never seen in training: "where is the
+    ascites?" is not a question about the largest organ, whatever the head makes of "where"."""
     unknown = unknown_terms(text, known_words)
     quoted = ", ".join(f"'{w}'" for w in unknown)
     if intent == "out_of_scope":
         about = f" (it asks about {quoted})" if unknown else ""
         return ScopeDecision(False, f"the question is not one this model was trained to answer{about}; {scope_summary}")
     present = set(words(text))
-    names_finding = any(f in present or f in text.lower() for f in finding_words)
-    if intent in finding_intents and unknown and not names_finding:
+    subjects = subject_words.get(intent)
+    if subjects is not None and unknown and not any(f in present or f in text.lower() for f in subjects):
         return ScopeDecision(
             False, f"the question asks about {quoted}, which is outside this model's findings; {scope_summary}"
         )

@@ -3,7 +3,9 @@ become a draft report (findings and impression) and its pictures (key images, he
 
 :func:`compose` writes the sentences. Each one is made from one result and cites it
 (:mod:`.evidence`): the quality gate's report, a lesion and its volume, the lesion search as a
-whole, a grounded VQA answer, the triage score. Nothing is written that no result says; an
+whole, a grounded VQA answer, the triage score. A lesion's organ is the segmentation's; where
+it names none and a grounded answer about that lesion does (:class:`.evidence.LesionSite`),
+the sentence says so and cites the answer too. Nothing is written that no result says; an
 answer the model could not give ("cannot answer from this study") is not turned into a
 sentence. It refuses a study the gate rejected and a series without a segmentation result.
 
@@ -29,7 +31,7 @@ from medgate_common.schemas.quality import QualityReport, Verdict
 from medgate_common.schemas.reasoning import DraftStatement, GroundedAnswer, TriageScore
 from medgate_common.schemas.segmentation import Lesion
 from medgate_vlm.core.dicom_sr import build_sr, sr_bytes
-from medgate_vlm.core.evidence import EvidenceRef, ReportStatement, Section
+from medgate_vlm.core.evidence import EvidenceRef, LesionSite, ReportStatement, Section
 from medgate_vlm.core.key_images import Rendering, build_key_image, render, sc_bytes
 from medgate_vlm.core.study import (
     LabelMap,
@@ -45,8 +47,19 @@ DICOM = "application/dicom"
 PNG = "image/png"
 
 
-def _where(lesion: Lesion) -> str:
-    return f"in the {lesion.organ.replace('_', ' ')}" if lesion.organ else "in an organ the segmentation does not name"
+def _where(lesion: Lesion, site: LesionSite | None) -> str:
+    if lesion.organ:
+        return f"in the {lesion.organ.replace('_', ' ')}"
+    if site is not None:
+        return f"in the {site.organ.replace('_', ' ')} (organ from grounded answer {site.answer})"
+    return "in an organ the segmentation does not name"
+
+
+def _about(lesion: Lesion, site: LesionSite | None) -> tuple[EvidenceRef, ...]:
+    """What a sentence about the lesion's volume and organ rests on: the lesion, its volume and,
+    when the organ is a grounded answer's, that answer."""
+    refs = (EvidenceRef.lesion(lesion.lesion_id), EvidenceRef.volume_of(lesion.lesion_id))
+    return (*refs, site.evidence) if site is not None and not lesion.organ else refs
 
 
 def _slices(lesion: Lesion) -> str:
@@ -74,16 +87,21 @@ def compose(
     lesions: Sequence[Lesion] | None,
     answers: Sequence[GroundedAnswer],
     triage: TriageScore | None,
+    *,
+    sites: Sequence[LesionSite] = (),
 ) -> list[ReportStatement]:
     """The draft report's statements, every one citing its evidence.
 
     ``quality`` is the gate's report on the series (None when no gate ran); ``lesions`` the
     segmentation's lesions of the series (None: no segmentation result, refused); ``answers``
     the grounded answers as the SR will number them (pass :func:`answered`); ``triage`` the
-    study's score (None: no triage model, nothing is said about triage).
+    study's score (None: no triage model, nothing is said about triage); ``sites`` the organs
+    grounded answers name for lesions the segmentation names none of (a sentence saying such
+    an organ cites the answer too).
     """
     refuse(quality, lesions)
     assert lesions is not None  # refuse()
+    site_of = {site.lesion_id: site for site in sites}
     findings: list[ReportStatement] = []
     impression: list[ReportStatement] = []
     if quality is not None:
@@ -95,9 +113,9 @@ def compose(
         fragments = f", in {lesion.components} fragments" if lesion.components > 1 else ""
         findings.append(
             ReportStatement(
-                f"Lesion {lesion.lesion_id} {_where(lesion)}: volume {lesion.volume_ml:.2f} mL, "
-                f"{_slices(lesion)}{fragments}.",
-                (EvidenceRef.lesion(lesion.lesion_id), EvidenceRef.volume_of(lesion.lesion_id)),
+                f"Lesion {lesion.lesion_id} {_where(lesion, site_of.get(lesion.lesion_id))}: "
+                f"volume {lesion.volume_ml:.2f} mL, {_slices(lesion)}{fragments}.",
+                _about(lesion, site_of.get(lesion.lesion_id)),
             )
         )
     if not ordered:
@@ -116,12 +134,8 @@ def compose(
         impression.append(
             ReportStatement(
                 f"{count}; the largest, lesion {largest.lesion_id}, measures {largest.volume_ml:.2f} mL "
-                f"{_where(largest)}.",
-                (
-                    EvidenceRef.lesion_search(),
-                    EvidenceRef.lesion(largest.lesion_id),
-                    EvidenceRef.volume_of(largest.lesion_id),
-                ),
+                f"{_where(largest, site_of.get(largest.lesion_id))}.",
+                (EvidenceRef.lesion_search(), *_about(largest, site_of.get(largest.lesion_id))),
                 Section.IMPRESSION,
             )
         )
@@ -245,6 +259,7 @@ def build_outputs(
     quality: QualityReport | None = None,
     triage: TriageScore | None = None,
     segmentation_model: ModelInfo | None = None,
+    sites: Sequence[LesionSite] = (),
 ) -> Outputs:
     """The SR and the key images of a draft report, as bytes (the caller stores them)."""
     sr = build_sr(
@@ -259,6 +274,7 @@ def build_outputs(
         segmentation_model=segmentation_model,
         quality=quality,
         triage=triage,
+        sites=sites,
     )
     count = len(lesions)
     sr_file = OutputFile(

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from pydicom.dataset import Dataset
+from scipy import ndimage
 
 from medgate_common.dicom.volume import Volume, load_series
 from medgate_common.errors import InputError, NotAnImageError
@@ -140,6 +141,49 @@ def key_slice(labels: LabelMap | None, depth: int) -> KeySlice:
 def largest_slice_of(labels: LabelMap, lesion_id: int) -> int:
     """The slice where lesion ``lesion_id`` covers most pixels."""
     return int(np.argmax(np.count_nonzero((labels == lesion_id).reshape(labels.shape[0], -1), axis=1)))
+
+
+def grounded_on(
+    labels: LabelMap,
+    index: int,
+    lesion_id: int,
+    heatmap: npt.NDArray[np.floating],
+    box: tuple[int, int, int, int, int, int] | None,
+    *,
+    threshold: float = 0.5,
+    margin_px: float = 1.5,
+) -> bool:
+    """Whether a grounding on slice ``index`` points at lesion ``lesion_id`` and at no other.
+
+    The points are the map's peak pixels (its highest value, which must reach ``threshold``:
+    a map with no grounded region points nowhere); without such a map, the centre of the
+    grounding box, which must be on slice ``index``. Each must lie on the lesion's mask on that
+    slice or within ``margin_px`` of it (1.5: touching it, diagonally too; for a box, of the
+    lesion's in-plane extent), and nearer to it than to any other lesion there, so that an
+    answer about a neighbour is never taken for one about this lesion, and a map with equal
+    peaks on two lesions is about neither.
+    """
+    plane = labels[index]
+    heat = np.nan_to_num(np.asarray(heatmap, dtype=np.float64))
+    ids = [int(v) for v in np.unique(plane) if v]
+    if lesion_id not in ids:
+        return False
+    if heat.shape == plane.shape and heat.size and float(heat.max()) >= threshold:
+        peaks = heat >= heat.max()
+        # distance of each peak pixel to each lesion's nearest pixel
+        distances = {k: ndimage.distance_transform_edt(plane != k)[peaks] for k in ids}
+    elif box is not None and box[0] == index == box[3]:
+        centre = np.array([(box[1] + box[4]) / 2.0, (box[2] + box[5]) / 2.0])
+        distances = {}
+        for k in ids:  # distance to the lesion's bounding rectangle
+            pixels = np.argwhere(plane == k)
+            gap = np.maximum(np.maximum(pixels.min(axis=0) - centre, centre - pixels.max(axis=0)), 0.0)
+            distances[k] = np.array([np.hypot(*gap)])
+    else:
+        return False
+    own = distances.pop(lesion_id)
+    nearest_other = np.min(list(distances.values()), axis=0) if distances else np.inf
+    return bool(np.all(own <= margin_px) and np.all(own < nearest_other))
 
 
 def slice_numbered(series: ReportSeries, number: int) -> KeySlice:

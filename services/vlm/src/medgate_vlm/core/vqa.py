@@ -48,12 +48,12 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import ndimage
 
+from medgate_common import minilm
 from medgate_common.errors import ModelError, ModelInputError
 from medgate_common.inference import ModelBackend, OnnxRuntimeBackend, check_sha256, missing_files, read_card
 from medgate_common.schemas.reasoning import GroundedAnswer
-from medgate_common.subwords import token_ids, words
 from medgate_vlm.core import rationale
-from medgate_vlm.core.question import decide_scope
+from medgate_vlm.core.question import STOP, decide_scope
 
 CANNOT_ANSWER = "cannot answer from this study"
 MODEL_FILE = "vqa.onnx"
@@ -67,6 +67,18 @@ def package_weights_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "weights"
 
 
+class TextEncoderCard(BaseModel):
+    """The frozen sentence encoder whose token states the model was trained on."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str
+    package: str
+    weights_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    max_tokens: int = Field(gt=2)
+    hidden: int = Field(gt=0)
+
+
 class VqaCard(BaseModel):
     """The fields of ``vqa.json`` that serving reads; the rest (data, metrics) is kept."""
 
@@ -78,22 +90,27 @@ class VqaCard(BaseModel):
     input: str
     matrix: int = Field(gt=0)
     windows: dict[str, tuple[tuple[float, float], tuple[float, float]]]
-    max_words: int = Field(gt=0)
-    ids_per_word: int = Field(gt=0)
-    buckets: int = Field(gt=0)
+    text_encoder: TextEncoderCard
     intents: tuple[str, ...]
     answers: tuple[str, ...]
     answers_by_intent: dict[str, tuple[str, ...]]
     modalities: tuple[str, ...]
     planes: tuple[str, ...]
     grounded_intents: tuple[str, ...]
-    finding_intents: tuple[str, ...]
-    finding_words: tuple[str, ...]
+    subject_words: dict[str, tuple[str, ...]] = Field(
+        description="Per intent that is about something (a finding, an organ), the words that name it: "
+        "a question of that intent naming none of them but carrying an unseen word is out of scope"
+    )
     known_words: tuple[str, ...]
     size_edges_mm2: tuple[float, float]
     size_bins: tuple[str, str, str]
     map_answers: tuple[str, ...] = Field(
         default=(), description="Intents answered from the grounding map itself (side of its peak, bin of its area)"
+    )
+    evidence_constrained: bool = Field(
+        default=False,
+        description="Answer with the most probable answer that the model's own evidence (image heads, "
+        "grounded region) supports, instead of the answer head's first choice when the two disagree",
     )
 
 
@@ -128,6 +145,15 @@ class VqaModel:
 
     def __post_init__(self) -> None:
         check_sha256(self.backend, self.card.sha256)
+        enc = self.card.text_encoder
+        installed = minilm.weights_sha256()
+        if installed != enc.weights_sha256:
+            raise ModelError(
+                f"the VQA model was trained on {enc.name} states from {enc.package}, "
+                f"but the installed encoder's weights differ (sha256 {installed[:12]}…)",
+                expected=enc.weights_sha256,
+                installed=installed,
+            )
         names = {s.name for s in self.backend.outputs}
         if self.card.input not in {s.name for s in self.backend.inputs} or not set(OUTPUTS) <= names:
             raise ModelError(f"the VQA model must take {self.card.input!r} and give {list(OUTPUTS)}")
@@ -153,14 +179,37 @@ class VqaModel:
             answer = self.card.size_bins[int(np.searchsorted(edges, area, side="right"))]
         return answer, float(np.clip(intent_p * region.peak, 0.0, 1.0))
 
-    def infer(self, image: npt.NDArray[np.float32], modality: str, question: str) -> dict[str, npt.NDArray[np.float32]]:
-        """The raw model outputs for one (image, question) pair, batch axis removed."""
+    def question_states(self, question: str) -> tuple[npt.NDArray[np.float32], list[str]]:
+        """The question's frozen encoder states [max_tokens, hidden] (zero rows past its end)
+        and its word pieces, as in training (:func:`medgate_ml.vqa.text.question_states`)."""
+        enc = self.card.text_encoder
+        out = minilm.load().encode([question], enc.max_tokens)
+        states = np.zeros((enc.max_tokens, enc.hidden), dtype=np.float32)
+        states[: out.states.shape[1]] = out.states[0]
+        return states, out.tokens[0]
+
+    @staticmethod
+    def _key_word(pieces: list[str], weights: npt.NDArray[np.float32]) -> str:
+        """The word the key-phrase pooling weighs most, among words that can name a thing
+        (not ``[CLS]``/``[SEP]``, punctuation or a stop word such as "the")."""
+        words_of = [minilm.word_at(pieces, i) for i in range(len(pieces))]
+        usable = np.array([any(ch.isalnum() for ch in w) and w not in STOP for w in words_of])
+        if not usable.any():
+            return ""
+        w = np.where(usable, weights[: len(pieces)], -np.inf)
+        return words_of[int(np.argmax(w))]
+
+    def infer(
+        self, image: npt.NDArray[np.float32], modality: str, question: str
+    ) -> tuple[dict[str, npt.NDArray[np.float32]], list[str]]:
+        """The raw model outputs for one (image, question) pair (batch axis removed) and the
+        question's word pieces."""
         c = self.card
         pixels = model_input(image, c.windows[modality], c.matrix)
-        ids = token_ids(question, c.max_words, c.ids_per_word, c.buckets).astype(np.float32)
-        packed = np.concatenate([pixels.ravel(), ids.ravel()])[None].astype(np.float32)
+        states, pieces = self.question_states(question)
+        packed = np.concatenate([pixels.ravel(), states.ravel()])[None].astype(np.float32)
         out = self.backend.infer({c.input: packed}).outputs
-        return {name: np.asarray(out[name], dtype=np.float32)[0] for name in OUTPUTS}
+        return {name: np.asarray(out[name], dtype=np.float32)[0] for name in OUTPUTS}, pieces
 
     def answer(
         self,
@@ -180,7 +229,7 @@ class VqaModel:
             raise ModelInputError(f"modality {modality!r} is not one of {sorted(c.windows)}", modality=modality)
         if not question.strip():
             raise ModelInputError("the question is empty")
-        out = self.infer(img, modality, question)
+        out, pieces = self.infer(img, modality, question)
         intent_p = _softmax(out["intent"])
         intent = c.intents[int(np.argmax(intent_p))]
         seen_modality = c.modalities[int(np.argmax(out["modality"]))]
@@ -190,8 +239,7 @@ class VqaModel:
             question,
             intent,
             known_words=c.known_words,
-            finding_words=c.finding_words,
-            finding_intents=c.finding_intents,
+            subject_words=c.subject_words,
             scope_summary=self.scope_summary,
         )
         if not scope.answerable:
@@ -204,7 +252,8 @@ class VqaModel:
             return VqaResult(grounded, empty, "out_of_scope", False, True)
         allowed = [c.answers.index(a) for a in c.answers_by_intent[intent]]
         answer_p = _softmax(out["answer"][allowed])
-        answer = c.answers_by_intent[intent][int(np.argmax(answer_p))]
+        ranked = [int(i) for i in np.argsort(-answer_p, kind="stable")]
+        answer = c.answers_by_intent[intent][ranked[0]]
         confidence = float(np.clip(intent_p.max() * answer_p.max(), 0.0, 1.0))
         region = None
         heatmap = empty
@@ -217,18 +266,31 @@ class VqaModel:
             region = rationale.measure_region(heatmap, img, spacing_mm)
             if intent in c.map_answers:
                 answer, confidence = self._from_map(intent, region, float(intent_p.max()))
-            toks = words(question)[: c.max_words]
-            key_phrase = toks[int(np.argmax(out["key_weights"][: len(toks)]))] if toks else ""
-        text = rationale.build(
-            modality=seen_modality,
-            plane=plane,
-            intent=intent,
-            answer=answer,
-            key_phrase=key_phrase,
-            region=region,
-            units=UNITS.get(modality, "units"),
-        )
-        problems = rationale.check(text, intent, answer, c.size_edges_mm2, c.size_bins)
+            key_phrase = self._key_word(pieces, out["key_weights"])
+
+        def explain(candidate: str) -> tuple[str, list[str]]:
+            text = rationale.build(
+                modality=seen_modality,
+                plane=plane,
+                intent=intent,
+                answer=candidate,
+                key_phrase=key_phrase,
+                region=region,
+                units=UNITS.get(modality, "units"),
+            )
+            return text, rationale.check(text, intent, candidate, c.size_edges_mm2, c.size_bins)
+
+        text, problems = explain(answer)
+        if problems and c.evidence_constrained and intent not in c.map_answers:
+            # The answer head's first choice contradicts the model's own evidence: take the most
+            # probable answer that the evidence supports (if none does, keep the first and say so).
+            for i in ranked[1:]:
+                candidate = c.answers_by_intent[intent][i]
+                text2, problems2 = explain(candidate)
+                if not problems2:
+                    answer, text, problems = candidate, text2, problems2
+                    confidence = float(np.clip(intent_p.max() * answer_p[i], 0.0, 1.0))
+                    break
         box = None
         if region is not None and region.box is not None:
             r0, c0, r1, c1 = region.box
