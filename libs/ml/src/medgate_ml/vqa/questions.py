@@ -10,7 +10,6 @@ are split the same way, by finding term: the held-out terms never appear in trai
 from __future__ import annotations
 
 import itertools
-import re
 from dataclasses import dataclass
 
 CLOSED = ("presence", "modality", "plane", "organ_involved", "quality")
@@ -224,9 +223,5 @@ def out_of_scope_questions(held_out: bool) -> list[str]:
 
 
 def fill_organ(text: str, organ: str, variant: int) -> str:
-    words = ORGAN_WORDS[organ]
-    return text.replace("{O}", words[variant % len(words)])
-
-
-def words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9+']+", text.lower())
+    names = ORGAN_WORDS[organ]
+    return text.replace("{O}", names[variant % len(names)])

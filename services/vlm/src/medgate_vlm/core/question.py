@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from medgate_common.subwords import words
+from medgate_common.words import words
 
 #: Words of no meaning for the check (a question may add them freely).
 STOP = frozenset(

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from medgate_common import minilm
+from medgate_common.words import words
 from medgate_ml.export import export_onnx
 from medgate_ml.vqa import data as vqa_data
 from medgate_ml.vqa.model import GroundedVqaNet, PackedVqa, pack
@@ -33,7 +34,6 @@ from medgate_ml.vqa.questions import (
     SIZE_BINS,
     SIZE_EDGES_MM2,
     phrasings,
-    words,
 )
 from medgate_ml.vqa.text import HIDDEN, MAX_TOKENS
 from medgate_ml.vqa.train import MODALITIES, PLANES, Hyper, evaluate, hyper_dict, to_tensors, train
