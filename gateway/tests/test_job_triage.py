@@ -23,6 +23,7 @@ from medgate_common.schemas.workflow import StepEventKind, StepName, StepRequest
 from medgate_gateway.bench.workload import MODEL, quality_of
 from medgate_gateway.context import GatewayContext
 from medgate_gateway.db.orm import Job
+from medgate_gateway.settings import GatewaySettings
 from medgate_gateway.workflow.views import list_jobs, load_job
 
 
@@ -203,3 +204,26 @@ def test_the_jobs_api_sorts_by_triage_and_refuses_an_unknown_order(
     assert problem["code"] == "invalid_input"
     [error] = problem["details"]["errors"]
     assert error["loc"] == ["query", "sort"] and "triage" in error["msg"]
+
+
+def test_the_jobs_command_lists_the_worklist_by_triage(
+    context: GatewayContext, worklist: dict[str, str], settings: GatewaySettings
+) -> None:
+    from typer.testing import CliRunner
+
+    from medgate_common.cli import build_app
+
+    env = {
+        "MEDGATE_HOME": str(settings.home),
+        "MEDGATE_GW_DATABASE_URL": settings.database_url,
+        "MEDGATE_GW_TOKEN_SECRET": settings.token_secret,
+    }
+    runner = CliRunner()
+    names = {job_id: name for name, job_id in worklist.items()}
+    result = runner.invoke(build_app(), ["workflow", "jobs", "--sort", "triage"], env=env)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert [names[line.split()[0]] for line in lines] == ["high", "low", "waiting", "unscored"]
+    assert "triage 0.90" in lines[0] and "triage 0.20" in lines[1] and "triage -" in lines[3]
+    bad = runner.invoke(build_app(), ["workflow", "jobs", "--sort", "urgency"], env=env)
+    assert bad.exit_code == 2 and "unknown sort 'urgency'" in bad.output

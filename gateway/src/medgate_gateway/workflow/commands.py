@@ -16,10 +16,12 @@ add_plan_command(workflow_app)
 @workflow_app.command("jobs")
 def jobs(
     state: str = typer.Option("", "--state", help="Only jobs in this state"),
+    sort: str = typer.Option("created", "--sort", help="created (newest first) or triage (most suspicious first)"),
     limit: int = typer.Option(20, "--limit", min=1, max=1000),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """List the latest jobs with the state of each step."""
+    """List the latest jobs (or the worklist by triage score) with the state of each step."""
+    from medgate_common.errors import InputError
     from medgate_gateway.context import GatewayContext
     from medgate_gateway.settings import GatewaySettings
     from medgate_gateway.workflow.views import list_jobs
@@ -27,7 +29,9 @@ def jobs(
     context = GatewayContext.build(GatewaySettings(workflow=False))
     try:
         with context.db.read() as session:
-            found = list_jobs(session, state=state or None, limit=limit)
+            found = list_jobs(session, state=state or None, sort=sort, limit=limit)
+    except InputError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--sort") from None
     finally:
         context.close()
     if as_json:
@@ -35,7 +39,8 @@ def jobs(
         return
     for job in found:
         steps = "  ".join(f"{s.name}:{s.status.value}" for s in job.steps)
-        typer.echo(f"{job.job_id}  {job.status.value:<16} run {job.run}  {steps}  {job.error_code or ''}")
+        triage = f"triage {job.triage_score:.2f}" if job.triage_score is not None else "triage -   "
+        typer.echo(f"{job.job_id}  {job.status.value:<16} run {job.run}  {triage}  {steps}  {job.error_code or ''}")
 
 
 @workflow_app.command("retry")
