@@ -30,9 +30,9 @@ def test_published_similarities(encoder: minilm.MiniLM) -> None:
     emb = encoder.embed(["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."])
     sims = emb @ emb.T
     assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
-    assert sims[0, 1] == pytest.approx(0.6660, abs=1e-3)
-    assert sims[0, 2] == pytest.approx(0.1046, abs=1e-3)
-    assert sims[1, 2] == pytest.approx(0.1411, abs=1e-3)
+    assert sims[0, 1] == pytest.approx(0.6660, abs=1e-4)
+    assert sims[0, 2] == pytest.approx(0.1046, abs=1e-4)
+    assert sims[1, 2] == pytest.approx(0.1411, abs=1e-4)
 
 
 def test_wordpiece_tokenisation(encoder: minilm.MiniLM) -> None:
@@ -51,8 +51,34 @@ def test_wordpiece_tokenisation(encoder: minilm.MiniLM) -> None:
     ]
     assert tok.tokenize("Café naïve, RÉSUMÉ!") == ["cafe", "naive", ",", "resume", "!"]
     assert tok.tokenize("x" * 200) == ["[UNK]"]
+    # What transformers 4.46.3's BertTokenizer gives for this vocabulary (checked once, by hand):
+    # soft hyphen and zero-width space dropped, CJK ideographs set apart, accents stripped.
+    assert tok.tokenize("le\u00adsion is\u200bthere") == ["les", "##ion", "ist", "##her", "##e"]
+    assert tok.tokenize("中国肝") == ["中", "国", "[UNK]"]
+    assert tok.tokenize("où est la lésion ?") == ["ou", "est", "la", "les", "##ion", "?"]
+    assert tok.tokenize("tab\there\nnew\u00a0nbsp") == ["tab", "here", "new", "n", "##bs", "##p"]
+    assert tok.tokenize("a—b “quoted” …") == ["a", "—", "b", "“", "quoted", "”", "…"]
     ids = tok.encode("one two three four five", max_tokens=4)
     assert ids[0] == tok.cls and ids[-1] == tok.sep and len(ids) == 4
+
+
+def test_concurrent_first_loads_share_one_encoder() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        loaded = list(pool.map(lambda _: minilm.load(), range(8)))
+    assert all(m is loaded[0] for m in loaded) and minilm.load(minilm.model_dir()) is loaded[0]
+
+
+def test_concurrent_encodes_leave_the_blas_threads_as_they_were(encoder: minilm.MiniLM) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_info
+
+    before = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda i: encoder.encode([f"is there a lesion number {i}?"], 24), range(60)))
+    assert [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"] == before
 
 
 def test_batch_padding_does_not_change_a_text_states(encoder: minilm.MiniLM) -> None:

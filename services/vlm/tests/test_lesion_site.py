@@ -33,8 +33,8 @@ from medgate_common.schemas.segmentation import Lesion
 from medgate_common.synth import SynthStudy, generate_study, write_dataset
 from medgate_seg.core.dicom_seg import SegIdentity, build_seg, seg_bytes
 from medgate_seg.core.lesions import find_lesions
-from medgate_vlm.core.dicom_sr import LOCATION_ORGANS, ORGAN_SITES, build_sr, written_statements
-from medgate_vlm.core.evidence import EvidenceError, EvidenceRef, LesionSite, ReportStatement
+from medgate_vlm.core.dicom_sr import ORGAN_SITES, build_sr, written_statements
+from medgate_vlm.core.evidence import LOCATION_ORGANS, EvidenceError, EvidenceRef, LesionSite, ReportStatement
 from medgate_vlm.core.pipeline import SITE_QUESTION, Asked, Reasoner, Report, site_named
 from medgate_vlm.core.report import Uids
 from medgate_vlm.core.study import ReportSeries, grounded_on, largest_slice_of, read_series
@@ -257,11 +257,14 @@ def test_a_site_must_rest_on_an_answer_given_for_a_lesion_the_segmentation_does_
     lesions = organless(segmented.lesions)
     statement = ReportStatement("Lesion 1.", (EvidenceRef.lesion(1),))
     answer = GroundedAnswer(question=SITE_QUESTION, answer="liver", rationale="r", confidence=0.8)
+    count = GroundedAnswer(question="How many lesions are there?", answer="2", rationale="r", confidence=0.8)
     for sites, lesion_list, message in (
-        ((LesionSite(1, "liver", 2),), lesions, "1 answer"),
+        ((LesionSite(1, "liver", 3),), lesions, "2 answer"),
         ((LesionSite(9, "liver", 1),), lesions, "did not report"),
         ((LesionSite(1, "liver", 1),), segmented.lesions, "segmentation's"),
-        ((LesionSite(1, "pancreas", 1),), lesions, "no code"),
+        ((LesionSite(1, "pancreas", 1),), lesions, "answered 'liver'"),  # the answer names another organ
+        ((LesionSite(1, "liver", 2),), lesions, "answered '2'"),  # not a location answer
+        ((LesionSite(1, "liver", 1), LesionSite(1, "liver", 1)), lesions, "more than one site"),
     ):
         with pytest.raises(EvidenceError, match=message):
             build_sr(
@@ -270,7 +273,7 @@ def test_a_site_must_rest_on_an_answer_given_for_a_lesion_the_segmentation_does_
                 lesion_list,
                 [statement],
                 VLM_MODEL,
-                answers=[answer],
+                answers=[answer, count],
                 sites=sites,
                 series_instance_uid="1.2.3",
                 sop_instance_uid="1.2.3.4",

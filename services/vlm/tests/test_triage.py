@@ -6,6 +6,7 @@ normal first class, is refused; without the files triage is unavailable, never i
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -100,3 +101,21 @@ def test_without_its_files_triage_is_unavailable_and_says_why(tmp_path: Path, tr
     with pytest.raises(NotReadyError, match="VQA"):
         models.require_reasoner()
     assert load_models(VlmSettings(home=tmp_path), packaged=triage_dir).triage is not None
+
+
+def test_without_the_question_encoder_vqa_waits_and_triage_still_serves(
+    tmp_path: Path, triage_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medgate_common import minilm
+    from medgate_vlm.core.vqa import package_weights_dir
+
+    folder = tmp_path / "both"
+    shutil.copytree(triage_dir, folder)
+    for name in ("vqa.onnx", "vqa.json"):
+        shutil.copy(package_weights_dir() / name, folder / name)
+    monkeypatch.setenv(minilm.ENV_DIR, str(tmp_path / "no-encoder"))
+    models = load_models(VlmSettings(home=tmp_path, weights=folder))
+    assert models.reasoner is None and "question encoder is missing" in models.vqa_note
+    assert models.triage is not None
+    with pytest.raises(NotReadyError, match="question encoder"):
+        models.require_reasoner()

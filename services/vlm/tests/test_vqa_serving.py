@@ -34,6 +34,9 @@ def held_out() -> VqaSet:
 
 
 def test_serving_question_states_match_training(model: VqaModel) -> None:
+    """Both sides call medgate_common.minilm, training in batches of many questions, serving
+    one at a time: this catches a padding or batching difference, not an encoder error
+    (tests/test_minilm.py checks the encoder against published numbers)."""
     texts = [p.text for p in phrasings()][::7] + out_of_scope_questions(True)[:5] + ["Is there a TUMOUR in the liver?!"]
     trained = question_states(texts)
     for text, expected in zip(texts, trained, strict=True):
@@ -112,6 +115,20 @@ def test_rationale_check_catches_disagreement() -> None:
     )
     assert rationale.check(text, "size", "large", (120.0, 280.0), ("small", "medium", "large")) == []
     assert rationale.check("yes", "presence", "yes", (1.0, 2.0), ("a", "b", "c"))
+
+
+def test_questions_without_words_or_too_long_are_refused(model: VqaModel) -> None:
+    image = np.zeros((32, 32), dtype=np.float32)
+    for question in ("?", "  ...  "):
+        with pytest.raises(ModelInputError, match="no words"):
+            model.answer(image, "CT", question)
+    long = (
+        "For this 67 year old patient with a known history of colorectal carcinoma and rising "
+        "tumour markers, which organ holds the largest lesion?"
+    )  # cut to its first 22 word pieces it would ask something else
+    with pytest.raises(ModelInputError, match="too long"):
+        model.answer(image, "CT", long)
+    assert model.answer(image, "CT", "Which organ holds the largest lesion?").answerable
 
 
 def test_bad_input_gets_a_clear_error(model: VqaModel) -> None:

@@ -27,6 +27,7 @@ import importlib.util
 import json
 import os
 import struct
+import threading
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -113,6 +114,18 @@ def read_safetensors(path: Path) -> dict[str, npt.NDArray[np.generic]]:
     return out
 
 
+def _is_cjk(ch: str) -> bool:
+    cp = ord(ch)
+    return (
+        0x4E00 <= cp <= 0x9FFF
+        or 0x3400 <= cp <= 0x4DBF
+        or 0x20000 <= cp <= 0x2A6DF
+        or 0x2A700 <= cp <= 0x2CEAF
+        or 0xF900 <= cp <= 0xFAFF
+        or 0x2F800 <= cp <= 0x2FA1F
+    )
+
+
 def _is_punctuation(ch: str) -> bool:
     cp = ord(ch)
     if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
@@ -126,14 +139,31 @@ class WordPiece:
     def __init__(self, vocab_file: Path, max_chars_per_word: int = 100) -> None:
         tokens = vocab_file.read_text(encoding="utf-8").splitlines()
         self.vocab = {t: i for i, t in enumerate(tokens)}
+        self.pieces_of = tokens  # id → piece
         self.max_chars = max_chars_per_word
         self.cls, self.sep, self.unk = self.vocab["[CLS]"], self.vocab["[SEP]"], self.vocab["[UNK]"]
 
     @staticmethod
-    def basic(text: str) -> list[str]:
+    def clean(text: str) -> str:
+        """BERT's clean-up: control and format characters (soft hyphens, zero-width spaces) and
+        U+FFFD dropped, every kind of whitespace a space, each CJK ideograph set apart."""
+        out = []
+        for ch in text:
+            if ch in "\t\n\r" or unicodedata.category(ch) == "Zs":
+                out.append(" ")
+            elif ch == "\ufffd" or unicodedata.category(ch) in ("Cc", "Cf"):
+                continue
+            elif _is_cjk(ch):
+                out.append(f" {ch} ")
+            else:
+                out.append(ch)
+        return "".join(out)
+
+    @classmethod
+    def basic(cls, text: str) -> list[str]:
         """Lower-cased, accent-free words with each punctuation mark its own word."""
-        text = unicodedata.normalize("NFD", text.lower())
-        text = "".join(ch for ch in text if unicodedata.category(ch) != "Mn" and ch not in "\x00\ufffd")
+        text = unicodedata.normalize("NFD", cls.clean(text).lower())
+        text = "".join(ch for ch in text if unicodedata.category(ch) != "Mn")
         out: list[str] = []
         for chunk in text.split():
             word = ""
@@ -184,7 +214,7 @@ def _layer_norm(x: F32, gamma: F32, beta: F32, eps: float) -> F32:
 
 
 def _gelu(x: F32) -> F32:
-    out: F32 = (0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))).astype(np.float32)
+    out: F32 = (0.5 * x * (1.0 + erf(x * np.float32(1.0 / np.sqrt(2.0))))).astype(np.float32)
     return out
 
 
@@ -232,7 +262,8 @@ class MiniLM:
         (0.43 s per question instead of ~14 ms, measured on 2 loaded cores)."""
         if not 2 < max_tokens <= self.max_positions:
             raise ValueError(f"max_tokens must be in 3..{self.max_positions}")
-        with _blas().limit(limits=1, user_api="blas"):
+        # The limit is process-wide state: one encode at a time changes it (a ~10 ms section).
+        with _ENCODE, _blas().limit(limits=1, user_api="blas"):
             return self._encode(texts, max_tokens)
 
     def _encode(self, texts: list[str], max_tokens: int) -> Encoded:
@@ -274,8 +305,8 @@ class MiniLM:
             ff = self._linear(_gelu(self._linear(x, f"{p}.intermediate.dense")), f"{p}.output.dense")
             x = _layer_norm(x + ff, w[f"{p}.output.LayerNorm.weight"], w[f"{p}.output.LayerNorm.bias"], self.eps)
         states = np.where(mask[..., None], x, 0.0).astype(np.float32)
-        inv = {i: t for t, i in self.tokenizer.vocab.items()}
-        return Encoded(states, mask, [[inv[i] for i in row] for row in ids])
+        pieces = self.tokenizer.pieces_of
+        return Encoded(states, mask, [[pieces[i] for i in row] for row in ids])
 
     def embed(self, texts: list[str], max_tokens: int = 128) -> F32:
         """Sentence embeddings [N, hidden]: the mean of the token states, L2-normalised."""
@@ -286,12 +317,22 @@ class MiniLM:
         return out
 
 
+_ENCODE = threading.Lock()
+_LOAD = threading.Lock()
+
+
 @lru_cache(maxsize=1)
 def _blas() -> ThreadpoolController:
     return ThreadpoolController()
 
 
-@lru_cache(maxsize=2)
 def load(folder: Path | None = None) -> MiniLM:
-    """The encoder (weights read once per process and folder)."""
-    return MiniLM(folder if folder is not None else model_dir())
+    """The encoder, its weights read once per process and folder (thread-safe)."""
+    resolved = (folder if folder is not None else model_dir()).resolve()
+    with _LOAD:
+        return _load(resolved)
+
+
+@lru_cache(maxsize=2)
+def _load(folder: Path) -> MiniLM:
+    return MiniLM(folder)

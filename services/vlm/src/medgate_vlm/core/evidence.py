@@ -99,6 +99,15 @@ class EvidenceRef:
         return "lesion search"
 
 
+#: The VQA model's location answers → the organ names the SR's finding sites use.
+LOCATION_ORGANS: dict[str, str] = {
+    "liver": "liver",
+    "spleen": "spleen",
+    "kidney": "kidney",
+    "white matter": "white_matter",
+}
+
+
 @dataclass(frozen=True)
 class LesionSite:
     """Lesion ``lesion_id``'s host organ as grounded answer ``answer`` (its number among the
@@ -141,10 +150,15 @@ def check_evidence(
     """Raise :class:`EvidenceError` for the first citation of something not among ``lesions``/``answers``,
     or of the quality report / triage score when ``quality`` / ``triage`` say there is none, and
     for a site of a lesion that is not there, that the segmentation already names, or that
-    rests on an answer that was not given."""
+    rests on an answer that was not given or that names another organ (or no organ), and for
+    two sites of one lesion."""
     lesion_ids = {lesion.lesion_id for lesion in lesions}
     named = {lesion.lesion_id for lesion in lesions if lesion.organ}
+    placed: set[int] = set()
     for site in sites:
+        if site.lesion_id in placed:
+            raise EvidenceError(f"lesion {site.lesion_id} is given more than one site")
+        placed.add(site.lesion_id)
         if site.lesion_id not in lesion_ids:
             raise EvidenceError(f"a site is given for lesion {site.lesion_id}, which the segmentation did not report")
         if site.lesion_id in named:
@@ -152,6 +166,11 @@ def check_evidence(
         if not 1 <= site.answer <= len(answers):
             raise EvidenceError(
                 f"lesion {site.lesion_id}'s site cites {site.evidence.label}, but {len(answers)} answer(s) were given"
+            )
+        said = answers[site.answer - 1].answer
+        if LOCATION_ORGANS.get(said.strip().lower()) != site.organ:
+            raise EvidenceError(
+                f"lesion {site.lesion_id}'s site {site.organ!r} cites {site.evidence.label}, which answered {said!r}"
             )
     present = {EvidenceKind.QUALITY: quality, EvidenceKind.TRIAGE: triage}
     for statement in statements:

@@ -26,8 +26,7 @@ from medgate_common.schemas.models import ModelInfo
 from medgate_common.schemas.quality import QualityReport
 from medgate_common.schemas.reasoning import GroundedAnswer
 from medgate_common.schemas.segmentation import Lesion
-from medgate_vlm.core.dicom_sr import LOCATION_ORGANS
-from medgate_vlm.core.evidence import LesionSite, ReportStatement
+from medgate_vlm.core.evidence import LOCATION_ORGANS, LesionSite, ReportStatement
 from medgate_vlm.core.report import Grounding, Outputs, Uids, answered, build_outputs, compose, refuse
 from medgate_vlm.core.study import (
     KeySlice,

@@ -2,9 +2,9 @@
 
 Out of scope ("cannot answer from this study") is decided before any answer is given:
 the model's own intent head may say so (it was trained on out-of-scope questions), or the
-question asks about a finding (a lesion-type intent) while naming no finding the model
-knows, yet contains a term it has never seen — e.g. "is there ascites?". The reason names
-the unknown terms.
+question, read as an intent that is about something (a finding, or the largest organ),
+names none of the things that intent knows, yet contains a term the model has never seen —
+e.g. "is there ascites?", "where is the gallstones?". The reason names the unknown terms.
 """
 
 from __future__ import annotations

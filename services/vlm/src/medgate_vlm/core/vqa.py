@@ -227,8 +227,15 @@ class VqaModel:
         modality = modality.upper()
         if modality not in c.windows:
             raise ModelInputError(f"modality {modality!r} is not one of {sorted(c.windows)}", modality=modality)
-        if not question.strip():
-            raise ModelInputError("the question is empty")
+        if not any(ch.isalnum() for ch in question):
+            raise ModelInputError("the question has no words")
+        pieces = len(minilm.load().tokenizer.tokenize(question))
+        if pieces > c.text_encoder.max_tokens - 2:  # the rest would be cut off: another question
+            raise ModelInputError(
+                f"the question is too long for the model: {pieces} word pieces, it reads at most "
+                f"{c.text_encoder.max_tokens - 2} (about 15 words); ask it shorter",
+                pieces=pieces,
+            )
         out, pieces = self.infer(img, modality, question)
         intent_p = _softmax(out["intent"])
         intent = c.intents[int(np.argmax(intent_p))]
