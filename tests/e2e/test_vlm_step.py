@@ -3,9 +3,9 @@
 
 The step must draft one report whose every sentence cites its evidence, and the gateway's
 assembly must index its SR (which references the SEG segmentation wrote) and its key images
-into the study. It needs the packaged grounded VQA model; until that model is trained into
-``medgate_vlm/weights`` the step is ``not_installed`` (tests/e2e/test_embedded_mode.py checks
-that) and this test is skipped with that reason.
+into the study. It runs the packaged grounded VQA model (``medgate_vlm/weights``); a checkout
+without it would make the step ``not_installed``, and the test fails rather than skip: the
+model is committed.
 """
 
 from __future__ import annotations
@@ -23,14 +23,11 @@ from medgate_gateway.embedded import EmbeddedStack
 from medgate_vlm.core.vqa import package_weights_dir
 from medgate_vlm.runtime import vqa_present
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.slow,
-    pytest.mark.skipif(not vqa_present(package_weights_dir()), reason="no grounded VQA model packaged yet"),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_a_ct_study_gets_a_draft_report_whose_sr_references_the_seg(stack: EmbeddedStack, tmp_path: Path) -> None:
+    assert vqa_present(package_weights_dir()), "the grounded VQA model is committed in medgate_vlm/weights"
     context = stack.context
     assert context is not None
     study, _, job = run_ct_study(context, tmp_path, 240)

@@ -1,8 +1,10 @@
 """The HTTP API over real HTTP (uvicorn on loopback) with real DICOM files (the synthetic CT and
 the SEG the seg service writes for it): a draft report with its SR and key images, a triage
 score, grounded answers with their heatmap, and every bad input answered with problem+json and
-a stable code. The VQA model is a stand-in (vlm_service_fixtures.StandInVqa: its weights are
-trained by another issue); the triage model is a real ONNX file in the FL export format."""
+a stable code. Most tests answer with a stand-in VQA model (vlm_service_fixtures.StandInVqa)
+so that they can assert exact answers and evidence; the triage model there is a real ONNX file
+in the FL export format, built with a known answer. The last test serves the packaged models
+(the trained grounded VQA model and the released triage classifier) over the same HTTP."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from medgate_common.storage import storage_from_uri
 from medgate_vlm.api.schemas import TriageAnswer, VqaAnswer
 from medgate_vlm.core.vqa import CANNOT_ANSWER
 from medgate_vlm.main import create_app
-from medgate_vlm.runtime import Models
+from medgate_vlm.runtime import Models, load_models
 from medgate_vlm.settings import VlmSettings
 
 pytestmark = pytest.mark.integration
@@ -193,3 +195,43 @@ def test_without_the_vqa_model_the_service_says_so(
         )
         problem(http.post("/v1/report", files=files(instances), data=report_form(segmented)), 503, "not_ready")
         assert "triage" in problem(http.post("/v1/triage", files=files(instances)), 503, "not_ready")["detail"]
+
+
+@pytest.fixture(scope="module")
+def packaged(settings: VlmSettings) -> Iterator[httpx.Client]:
+    """The service as deployed: the packaged weights, loaded the way the app loads them."""
+    with (
+        serve_in_thread(create_app(settings, models=load_models(settings))) as url,
+        httpx.Client(base_url=url, timeout=120) as http,
+    ):
+        yield http
+
+
+def test_the_packaged_models_serve_over_http(
+    packaged: httpx.Client, segmented: SegmentedStudy, small_ct: tuple[object, Path]
+) -> None:
+    assert packaged.get("/readyz").status_code == 200
+    asked = packaged.post(
+        "/v1/vqa", files=files(series_bytes(small_ct)), data={"question": "Which organ is the largest on this image?"}
+    )
+    assert asked.status_code == 200, asked.text
+    answer = VqaAnswer.model_validate(asked.json())
+    assert answer.answerable and answer.intent == "largest_organ" and answer.heatmap_uri is not None
+    assert answer.answer.rationale.endswith(f"<answer>{answer.answer.answer}</answer>")
+    refused = VqaAnswer.model_validate(
+        packaged.post("/v1/vqa", files=files(series_bytes(small_ct)), data={"question": "Is there ascites?"}).json()
+    )
+    assert not refused.answerable and refused.answer.answer == CANNOT_ANSWER
+    long = "Given the clinical history of weight loss, abdominal pain and abnormal liver function tests, " * 2
+    problem(
+        packaged.post("/v1/vqa", files=files(series_bytes(small_ct)), data={"question": long + "is there a lesion?"}),
+        422,
+        "model_input_mismatch",
+    )
+    report = packaged.post(
+        "/v1/report", files=files(series_bytes(small_ct), seg_bytes(segmented)), data=report_form(segmented)
+    )
+    assert report.status_code == 200, report.text
+    result = ReasoningResult.model_validate(report.json())
+    assert result.statements and all(s.evidence for s in result.statements)
+    assert result.triage is not None and 0.0 <= result.triage.score <= 1.0

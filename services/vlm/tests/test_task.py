@@ -5,7 +5,8 @@ a declared ``not_installed`` while the VQA model is missing.
 
 The wrapper runs through Celery's ``apply`` and publishes its events through the embedded
 broker (a SQLite file in tmp_path), as the seg step's tests do. The VQA model is the stand-in
-of vlm_service_fixtures (its trained weights come with another issue)."""
+of vlm_service_fixtures, whose answers are known in advance; the trained model runs the step
+in tests/e2e/test_vlm_step.py."""
 
 from __future__ import annotations
 

@@ -3,9 +3,11 @@
 * :func:`triage_model_dir` writes a triage classifier in the FL coordinator's export format
   (ONNX + card), made here with onnx.helper so that its answer is known exactly: the logits
   are ``mean(input) * W + b``.
-* :class:`StandInVqa` stands in for the grounded VQA model, whose weights another issue trains:
-  the API and the step are tested against the serving contract of ``medgate_vlm.core.vqa``,
-  not against the model's accuracy. It is a fake because the real model is not there yet.
+* :class:`StandInVqa` stands in for the grounded VQA model in the API and step tests, which
+  check the serving contract of ``medgate_vlm.core.vqa`` and need exact, known answers to
+  assert the report's wording and evidence. The trained model itself is exercised by
+  test_vqa_serving.py (its metrics on held-out data), test_lesion_site.py, test_vqa_kserve.py,
+  the last test of test_api.py and the e2e step test.
 """
 
 from __future__ import annotations
