@@ -229,12 +229,12 @@ class VqaModel:
             raise ModelInputError(f"modality {modality!r} is not one of {sorted(c.windows)}", modality=modality)
         if not any(ch.isalnum() for ch in question):
             raise ModelInputError("the question has no words")
-        pieces = len(minilm.load().tokenizer.tokenize(question))
-        if pieces > c.text_encoder.max_tokens - 2:  # the rest would be cut off: another question
+        n_pieces = len(minilm.load().tokenizer.tokenize(question))
+        if n_pieces > c.text_encoder.max_tokens - 2:  # the rest would be cut off: another question
             raise ModelInputError(
-                f"the question is too long for the model: {pieces} word pieces, it reads at most "
+                f"the question is too long for the model: {n_pieces} word pieces, it reads at most "
                 f"{c.text_encoder.max_tokens - 2} (about 15 words); ask it shorter",
-                pieces=pieces,
+                pieces=n_pieces,
             )
         out, pieces = self.infer(img, modality, question)
         intent_p = _softmax(out["intent"])
