@@ -137,7 +137,7 @@ def test_bad_input_is_a_permanent_error_with_the_models_reason(remote: KServeV2B
     refusals = {
         "modality 'US' is not one of ['CT', 'MR']": _feed(slice_, modality="US"),
         "needs one finite 2D slice": _feed(np.zeros((1, 1, 64))),
-        "the question is empty": _feed(slice_, question="  "),
+        "the question has no words": _feed(slice_, question="  "),
         "expected modality as one string per image": {**_feed(slice_), "modality": np.array(["CT", "MR"])},
     }
     for reason, feed in refusals.items():
