@@ -69,6 +69,9 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "MR_small.dcm": ("pydicom", "64x64 MR, explicit little endian (also RLE, JPEG-LS, J2K variants)"),
     "emri_small.dcm": ("pydicom-data", "enhanced MR, 10 frames of 64x64"),
     "693_J2KI.dcm": ("pydicom", "512x512 CT in JPEG 2000"),
+    "J2K_pixelrep_mismatch.dcm": ("pydicom", "512x512 head CT (skull base) in JPEG 2000"),
+    "explicit_VR-UN.dcm": ("pydicom-data", "512x512 abdominal CT in JPEG 2000"),
+    "eCT_Supplemental.dcm": ("pydicom-data", "enhanced CT, 2 frames of a 512x512 head perfusion map (rCBF)"),
     "example4d.nii.gz": ("nibabel", "real EPI, 128x96x24x2"),
     "ch2.nii.gz": ("mricron-data", "Colin27 T1 brain 181x217x181, 1 mm"),
     "aal.nii.gz": ("mricron-data", "AAL atlas labels on the ch2 grid"),
@@ -91,7 +94,7 @@ def samples() -> None:
             where = str(locate(name))
         except SampleDataMissingError:
             where = "MISSING"
-        typer.echo(f"{name:18} {source:13} {what}\n{'':18} {where}")
+        typer.echo(f"{name:26} {source:13} {what}\n{'':26} {where}")
 
 
 def register(app: typer.Typer) -> None:

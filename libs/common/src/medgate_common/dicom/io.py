@@ -83,3 +83,28 @@ def decode_pixels(ds: Dataset) -> npt.NDArray[np.generic]:
         return ds.pixel_array
     except (ValueError, RuntimeError, KeyError, AttributeError, TypeError) as exc:
         raise InvalidDicomError(f"pixel data could not be decoded: {exc}") from exc
+
+
+def _number(value: object, default: float) -> float:
+    try:
+        return float(value) if value not in (None, "") else default  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
+
+
+def rescale(ds: Dataset, frames: int = 1) -> list[tuple[float, float]]:
+    """(slope, intercept) of each frame: the top-level Rescale tags, or in an enhanced
+    (multi-frame) object the per-frame, else the shared, Pixel Value Transformation."""
+    top = (_number(ds.get("RescaleSlope"), 1.0), _number(ds.get("RescaleIntercept"), 0.0))
+    if "RescaleSlope" in ds or "RescaleIntercept" in ds:
+        return [top] * frames
+
+    def transform(groups: object) -> tuple[float, float] | None:
+        for item in getattr(groups, "PixelValueTransformationSequence", None) or []:
+            return _number(item.get("RescaleSlope"), 1.0), _number(item.get("RescaleIntercept"), 0.0)
+        return None
+
+    shared_items = ds.get("SharedFunctionalGroupsSequence") or [None]
+    shared = transform(shared_items[0]) or top
+    per_frame = list(ds.get("PerFrameFunctionalGroupsSequence") or [])
+    return [(transform(per_frame[i]) if i < len(per_frame) else None) or shared for i in range(frames)]

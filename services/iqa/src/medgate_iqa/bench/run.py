@@ -14,7 +14,7 @@ from rich.table import Table
 
 from medgate_common.errors import InputError
 from medgate_iqa.bench.baselines import StatsReader, calibrate, chance
-from medgate_iqa.bench.external import run_external
+from medgate_iqa.bench.external import run_external, run_ours
 from medgate_iqa.bench.items import Bench, build_bench
 from medgate_iqa.bench.judge import Judge, JudgeScores, RuleJudge
 from medgate_iqa.bench.report import Scored, perception_table, reasoning_table, render
@@ -97,6 +97,7 @@ def run_bench(
     with console.status("real series: clean and degraded by code other than ours"):
         t = time.perf_counter()
         results["external"] = run_external(QualityAssessor(model))
+        results["ours_on_real"] = run_ours(QualityAssessor(model))
         timings["external_s"] = round(time.perf_counter() - t, 1)
     timings["total_s"] = round(time.perf_counter() - started, 1)
     used = {(s.modality, s.real, s.source) for s in bench.specimens.values()}
@@ -124,6 +125,14 @@ def run_bench(
     }
     render(results, console)
     render_external(results["external"], console)
+    ours = [r for r in results["ours_on_real"] if r["reached"]]
+    missed = ", ".join(f"{r['series']} {r['attribute']} ({r['verdict']})" for r in ours if not r["ok"])
+    unreached = ", ".join(f"{r['series']} {r['attribute']}" for r in results["ours_on_real"] if not r["reached"])
+    console.print(
+        f"our simulators, severe, on held-out real slices: {sum(bool(r['ok']) for r in ours)}/{len(ours)} rejected"
+        + (f"; missed: {missed}" if missed else "")
+        + (f"; severe not reachable on: {unreached}" if unreached else "")
+    )
     console.print(f"{timings['total_s']:.0f} s ({timings})")
     if json_out is not None:
         json_out.write_text(json.dumps(results, indent=2) + "\n")
@@ -132,12 +141,13 @@ def run_bench(
 
 def render_external(rows: list[dict[str, Any]], console: Console) -> None:
     table = Table(title="Real series: clean must pass, external severe degradations must be rejected")
-    for column in ("series", "condition", "expected", "verdict", "findings", "ok"):
+    for column in ("series", "condition", "impact", "expected", "verdict", "findings", "ok"):
         table.add_column(column)
     for r in rows:
         table.add_row(
             r["series"],
             r["condition"],
+            f"{r['impact']:.2f}",
             r["expected"],
             r["verdict"],
             ", ".join(r["findings"]),

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 from pydicom.dataset import Dataset
 
-from medgate_common.dicom.io import Source, decode_pixels, read_dataset
+from medgate_common.dicom.io import Source, decode_pixels, read_dataset, rescale
 from medgate_common.errors import InputError, MedgateError, MissingTagError
 from medgate_iqa.core.labels import MODALITY_INDEX
 
@@ -56,10 +56,12 @@ def _frames(ds: Dataset) -> list[npt.NDArray[np.float32]]:
         )
     pixels = np.asarray(decode_pixels(ds), dtype=np.float32)
     frames = pixels if pixels.ndim == 3 else pixels[None]
-    slope, intercept = float(ds.get("RescaleSlope", 1.0) or 1.0), float(ds.get("RescaleIntercept", 0.0) or 0.0)
     if photometric == "MONOCHROME1":
         frames = frames.max() - frames
-    return [f * np.float32(slope) + np.float32(intercept) for f in frames]
+    return [
+        f * np.float32(slope) + np.float32(intercept)
+        for f, (slope, intercept) in zip(frames, rescale(ds, len(frames)), strict=True)
+    ]
 
 
 def _order_key(ds: Dataset, fallback: int) -> tuple[float, int]:

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from medgate_common.dicom.io import rescale
 from medgate_common.samples import SampleDataMissingError, locate
 from medgate_iqa.core.views import Image, to_grid
 
@@ -34,9 +35,8 @@ def dicom_frames(name: str) -> list[Image]:
 
     ds = pydicom.dcmread(locate(name))
     pixels = np.asarray(ds.pixel_array, dtype=np.float32)
-    slope, intercept = float(ds.get("RescaleSlope", 1.0)), float(ds.get("RescaleIntercept", 0.0))
     frames = pixels if pixels.ndim == 3 else pixels[None]
-    return [f * slope + intercept for f in frames]
+    return [f * slope + intercept for f, (slope, intercept) in zip(frames, rescale(ds, len(frames)), strict=True)]
 
 
 def volume(name: str) -> Image:
@@ -47,42 +47,72 @@ def volume(name: str) -> Image:
     return data if data.ndim == 3 else data[..., 0]
 
 
+# (modality, file, frames) of the real DICOM bases; None: every frame.
+_DICOM: dict[Split, list[tuple[str, str, Sequence[int] | None]]] = {
+    "train": [
+        ("CT", "CT_small.dcm", [0]),
+        ("CT", "J2K_pixelrep_mismatch.dcm", [0]),
+        ("MR", "MR_small.dcm", [0]),
+        ("MR", "emri_small.dcm", range(7)),
+    ],
+    "test": [
+        ("CT", "693_J2KI.dcm", [0]),
+        ("CT", "explicit_VR-UN.dcm", [0]),
+        ("MR", "emri_small.dcm", range(7, 10)),
+    ],
+}
+# (file, plane, slice indices, name the plane in the source) of the real MR volumes.
+_VOLUMES: dict[Split, list[tuple[str, str, Sequence[int], bool]]] = {
+    "train": [
+        ("ch2.nii.gz", "axial", range(30, 105, 3), True),
+        ("ch2.nii.gz", "coronal", range(60, 160, 8), True),
+        ("example4d.nii.gz", "axial", range(4, 15), False),
+    ],
+    "test": [
+        ("ch2.nii.gz", "axial", range(112, 150, 6), True),
+        ("ch2.nii.gz", "sagittal", range(60, 121, 15), True),
+        ("example4d.nii.gz", "axial", range(16, 21), False),
+    ],
+}
+_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}
+
+
 def _real(split: Split) -> Iterator[tuple[str, str, Image]]:
     """(modality, source, slice) of each real slice of ``split``, in a fixed order (training
-    draws by index, so the order is part of what makes a run reproducible)."""
-    train = split == "train"
-    if train:
-        yield "CT", "CT_small.dcm:0", dicom_frames("CT_small.dcm")[0]
-        yield "CT", "J2K_pixelrep_mismatch.dcm:0", dicom_frames("J2K_pixelrep_mismatch.dcm")[0]
-    else:
-        yield "CT", "693_J2KI.dcm:0", dicom_frames("693_J2KI.dcm")[0]
-    if train:
-        yield "MR", "MR_small.dcm:0", dicom_frames("MR_small.dcm")[0]
-    emri = dicom_frames("emri_small.dcm")
-    for i in range(7) if train else range(7, 10):
-        yield "MR", f"emri_small.dcm:{i}", emri[i]
-    ch2 = volume("ch2.nii.gz")
-    for z in range(30, 105, 3) if train else range(112, 150, 6):
-        yield "MR", f"ch2.nii.gz:axial:{z}", np.rot90(ch2[:, :, z]).astype(np.float32)
-    for y in range(60, 160, 8) if train else ():
-        yield "MR", f"ch2.nii.gz:coronal:{y}", np.rot90(ch2[:, y, :]).astype(np.float32)
-    for x in () if train else range(60, 121, 15):
-        yield "MR", f"ch2.nii.gz:sagittal:{x}", np.rot90(ch2[x, :, :]).astype(np.float32)
-    epi = volume("example4d.nii.gz")
-    for z in range(4, 15) if train else range(16, 21):
-        yield "MR", f"example4d.nii.gz:{z}", np.rot90(epi[:, :, z]).astype(np.float32)
+    draws by index, so the order is part of what makes a run reproducible). A file that is
+    not installed is skipped on its own.
+
+    Held out (test): the head CT 693 (any of its transfer syntaxes), the abdominal CT
+    ``explicit_VR-UN``, emri_small frames 7-9, Colin27 axial 112-148 and sagittal, EPI 16-20.
+    Held out is by image, not by subject, for the volumes: training has other slices of
+    Colin27 (its coronal slices cross the held-out axial and sagittal ones), of emri_small
+    and of the EPI. ``examples_overlay`` is a crop of ``MR-SIEMENS-DICOM-WithOverlays`` and
+    is not used.
+    """
+    for modality, name, frames in _DICOM[split]:
+        try:
+            images = dicom_frames(name)
+        except SampleDataMissingError:
+            continue
+        for i in range(len(images)) if frames is None else frames:
+            yield modality, f"{name}:{i}", images[i]
+    for name, plane, indices, named in _VOLUMES[split]:
+        try:
+            data = volume(name)
+        except SampleDataMissingError:
+            continue
+        for k in indices:
+            source = f"{name}:{plane}:{k}" if named else f"{name}:{k}"
+            yield "MR", source, np.rot90(np.take(data, k, axis=_AXIS[plane])).astype(np.float32)
 
 
 def real_slices(split: Split) -> list[BaseSlice]:
-    """Real slices of ``split``; a sample package that is not installed is skipped."""
-    out: list[BaseSlice] = []
-    try:
-        for modality, source, image in _real(split):
-            if float(np.ptp(image)) > 0:
-                out.append(BaseSlice(to_grid(image), modality, f"real:{source}", True))
-    except SampleDataMissingError:
-        pass
-    return out
+    """Real slices of ``split``; a sample file that is not installed is skipped."""
+    return [
+        BaseSlice(to_grid(image), modality, f"real:{source}", True)
+        for modality, source, image in _real(split)
+        if float(np.ptp(image)) > 0
+    ]
 
 
 SYNTH_TRAIN_SEEDS = range(40)
@@ -112,8 +142,8 @@ def synthetic_slices(
 def head_phantom(rng: np.random.Generator, n: int = 256) -> Image:
     """A head CT slice in HU from random ellipses: scalp, skull (bone), brain, ventricles,
     a few small denser or darker spots; jittered so that no two are alike. The synthetic
-    studies are abdomens; real CT that ships offline is two head slices, so the quality
-    model also needs heads it has not memorised."""
+    studies are abdomens; the real head CT that ships offline is a few slices, so the
+    quality model also needs heads it has not memorised."""
     yy, xx = (np.mgrid[:n, :n] - (n - 1) / 2.0) / (n / 2.0)
     image = np.full((n, n), -1000.0, dtype=np.float32)
 
