@@ -9,7 +9,7 @@ from medgate_common.schemas.quality import QualityAttribute as A
 from medgate_common.schemas.quality import Severity
 from medgate_common.synth.study import generate_study
 from medgate_iqa.core.views import to_grid
-from medgate_iqa.degrade import FOCAL, OPERATORS, attributes, band, ct, degrade, impact, mr, verdict_of
+from medgate_iqa.degrade import FOCAL, OPERATORS, attributes, band, common, ct, degrade, impact, mr, verdict_of
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +94,47 @@ def test_ghosting_replicates_at_a_fraction_of_the_field_of_view(mr_slice: np.nda
     assert "replicas at 1/" in where
     background = mr_slice < np.percentile(mr_slice, 20)
     assert out[background].mean() > mr_slice[background].mean() + 0.01 * mr_slice.max()
+
+
+def test_pixelation_holds_each_blocks_mean_with_hard_edges(ct_slice: np.ndarray) -> None:
+    class Sharp(np.random.Generator):
+        """Draws that pick a block phase of 0 and no display softening."""
+
+        def integers(self, *args: object, **kwargs: object) -> np.ndarray:  # type: ignore[override]
+            return np.zeros(2, dtype=np.int64)
+
+        def random(self, *args: object, **kwargs: object) -> float:  # type: ignore[override]
+            return 1.0
+
+    out = common.pixelate(ct_slice, 0.5, Sharp(np.random.PCG64(0)))
+    b = round(1.5 + 6.5 * 0.5)  # 5 pixels on the 128 grid
+    assert out.shape == ct_slice.shape
+    np.testing.assert_allclose(out[:b, :b], ct_slice[:b, :b].mean(), rtol=1e-5)
+    assert np.ptp(out[b : 2 * b, b : 2 * b]) == 0.0
+    assert len(np.unique(out[:, 7])) <= -(-ct_slice.shape[0] // b)
+
+
+def test_a_strong_spike_buries_the_anatomy_in_stripes(mr_slice: np.ndarray) -> None:
+    weak, _ = mr.spike(mr_slice, 0.1, np.random.default_rng(3))
+    strong, _ = mr.spike(mr_slice, 1.0, np.random.default_rng(3))
+    assert impact(mr_slice, weak, "MR") < band(A.spike).mild_hi
+    assert impact(mr_slice, strong, "MR") > 0.9
+
+
+def test_gibbs_truncation_is_rectangular_or_elliptical(mr_slice: np.ndarray) -> None:
+    # k-space corners of the kept rectangle that an ellipse leaves out: the magnitude image
+    # leaks a little energy there either way, a rectangle keeps about five times more
+    n = mr_slice.shape[0]
+    h = int(n * (0.6 - 0.45 * 0.6) / 2)
+    yy, xx = np.mgrid[:n, :n] - n // 2
+    radius = (yy / h) ** 2 + (xx / h) ** 2
+    corners = (np.abs(yy) < h) & (np.abs(xx) < h) & (radius > 1.3)
+    kept = []
+    for seed in range(6):
+        out, _ = mr.gibbs(mr_slice, 0.6, np.random.default_rng(seed))
+        spectrum = np.abs(np.fft.fftshift(np.fft.fft2(out)))
+        kept.append(spectrum[corners].mean() / spectrum[radius < 0.5].mean() > 0.07)
+    assert set(kept) == {True, False}
 
 
 @pytest.mark.parametrize("modality", ["CT", "MR"])

@@ -72,9 +72,13 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "J2K_pixelrep_mismatch.dcm": ("pydicom", "512x512 head CT (skull base) in JPEG 2000"),
     "explicit_VR-UN.dcm": ("pydicom-data", "512x512 abdominal CT in JPEG 2000"),
     "eCT_Supplemental.dcm": ("pydicom-data", "enhanced CT, 2 frames of a 512x512 head perfusion map (rCBF)"),
+    "bad_sequence.dcm": ("pydicom-data", "512x512 neck CT, small field of view"),
+    "MR-SIEMENS-DICOM-WithOverlays.dcm": ("pydicom-data", "484x484 abdominal MR with overlay planes"),
+    "MR2_UNCI.dcm": ("pydicom-data", "1024x1024 shoulder MR"),
     "example4d.nii.gz": ("nibabel", "real EPI, 128x96x24x2"),
     "ch2.nii.gz": ("mricron-data", "Colin27 T1 brain 181x217x181, 1 mm"),
     "aal.nii.gz": ("mricron-data", "AAL atlas labels on the ch2 grid"),
+    "inia19-t1-brain.nii.gz": ("mricron-data", "INIA19 macaque T1 template, 0.5 mm"),
 }
 
 

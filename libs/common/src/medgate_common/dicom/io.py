@@ -92,12 +92,12 @@ def _number(value: object, default: float) -> float:
         return default
 
 
-def rescale(ds: Dataset, frames: int = 1) -> list[tuple[float, float]]:
-    """(slope, intercept) of each frame: the top-level Rescale tags, or in an enhanced
-    (multi-frame) object the per-frame, else the shared, Pixel Value Transformation."""
+def rescale_parameters(ds: Dataset, frames: int = 1) -> list[tuple[float, float]]:
+    """(slope, intercept) of each frame. An enhanced (multi-frame) object keeps them in its
+    Pixel Value Transformation, per frame or else shared, which wins over any top-level
+    Rescale tags (the standard's place for them); a classic object has the top-level
+    tags. Missing everywhere: (1, 0)."""
     top = (_number(ds.get("RescaleSlope"), 1.0), _number(ds.get("RescaleIntercept"), 0.0))
-    if "RescaleSlope" in ds or "RescaleIntercept" in ds:
-        return [top] * frames
 
     def transform(groups: object) -> tuple[float, float] | None:
         for item in getattr(groups, "PixelValueTransformationSequence", None) or []:

@@ -11,7 +11,7 @@ import numpy.typing as npt
 from pydicom.dataset import Dataset
 
 from medgate_common.dicom import geometry
-from medgate_common.dicom.io import decode_pixels, read_dataset, require
+from medgate_common.dicom.io import decode_pixels, read_dataset, require, rescale_parameters
 from medgate_common.dicom.pixels import rescale
 from medgate_common.errors import GeometryError, InputError
 
@@ -77,10 +77,6 @@ class _Frame:
     frame_number: int
 
 
-def _float(value: object, default: float) -> float:
-    return default if value is None or value == "" else float(value)  # type: ignore[arg-type]
-
-
 def _item(ds: Dataset, keyword: str) -> Dataset | None:
     seq = ds.get(keyword)
     return seq[0] if seq else None
@@ -100,12 +96,12 @@ def _frames_of(ds: Dataset) -> list[_Frame]:
             raise GeometryError("multi-frame image without functional groups has no per-frame geometry")
         require(ds, "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
         p = geometry.plane(ds.ImagePositionPatient, ds.ImageOrientationPatient, ds.PixelSpacing)
-        slope = _float(ds.get("RescaleSlope"), 1.0)
-        intercept = _float(ds.get("RescaleIntercept"), 0.0)
+        slope, intercept = rescale_parameters(ds)[0]
         return [_Frame(p, pixels, slope, intercept, uid, 1)]
     shared = _item(ds, "SharedFunctionalGroupsSequence") or Dataset()
     frames: list[_Frame] = []
     stack = pixels if n_frames > 1 else pixels[np.newaxis]
+    transforms = rescale_parameters(ds, len(ds.PerFrameFunctionalGroupsSequence))
     for i, per_frame in enumerate(ds.PerFrameFunctionalGroupsSequence):
 
         def find(keyword: str, pf: Dataset = per_frame) -> Dataset | None:
@@ -117,9 +113,7 @@ def _frames_of(ds: Dataset) -> list[_Frame]:
         if position is None or orientation is None or measures is None:
             raise GeometryError("enhanced image lacks plane position, orientation or pixel measures")
         p = geometry.plane(position.ImagePositionPatient, orientation.ImageOrientationPatient, measures.PixelSpacing)
-        transform = find("PixelValueTransformationSequence")
-        slope = _float(transform.get("RescaleSlope") if transform else None, 1.0)
-        intercept = _float(transform.get("RescaleIntercept") if transform else None, 0.0)
+        slope, intercept = transforms[i]
         frames.append(_Frame(p, stack[i], slope, intercept, uid, i + 1))
     return frames
 

@@ -33,6 +33,7 @@ from medgate_iqa.degrade import attributes, band, degrade, impact
 
 Slice = npt.NDArray[np.float32]
 Degradation = Callable[[Slice, str], Slice]
+Series = dict[str, tuple[str, list[Slice]]]  # name -> (modality, slices at native resolution)
 
 
 def _ch2(zs: range) -> list[Slice]:
@@ -40,7 +41,7 @@ def _ch2(zs: range) -> list[Slice]:
     return [np.ascontiguousarray(np.rot90(head[:, :, z])) for z in zs]
 
 
-def real_series() -> dict[str, tuple[str, list[Slice]]]:
+def real_series() -> Series:
     """Real series at native resolution. 693_J2KI (a head CT), explicit_VR-UN (an abdominal
     CT), emri frames 7-9 and Colin27 axial 112-148 are held out from training; CT_small and
     MR_small were training images."""
@@ -153,10 +154,11 @@ def measured_level(measured: float, attribute: QualityAttribute) -> str:
     return "gap" if level is None else level.value
 
 
-def run_external(gate: QualityAssessor) -> list[dict[str, object]]:
-    """One row per real series and condition (clean or an external degradation)."""
+def run_external(gate: QualityAssessor, series: Series | None = None) -> list[dict[str, object]]:
+    """One row per real series (default: :func:`real_series`) and condition (clean or an
+    external degradation)."""
     rows: list[dict[str, object]] = []
-    for name, (modality, slices) in real_series().items():
+    for name, (modality, slices) in (series or real_series()).items():
         conditions: dict[str, External | None] = {
             "clean": None,
             **{k: v for k, v in EXTERNAL.items() if modality in v.modalities},
@@ -182,14 +184,14 @@ def run_external(gate: QualityAssessor) -> list[dict[str, object]]:
     return rows
 
 
-def run_ours(gate: QualityAssessor, seed: int = 5) -> list[dict[str, object]]:
+def run_ours(gate: QualityAssessor, seed: int = 5, series: Series | None = None) -> list[dict[str, object]]:
     """Our own simulators at a measured severe level on one slice of each held-out real
     series, every attribute of the modality: each must be rejected. An attribute whose
     severe band no knob reaches on that slice gets a row with ``reached`` false (and no
     verdict), so that it is reported rather than silently left out."""
     rng = np.random.default_rng(seed)
     rows: list[dict[str, object]] = []
-    for name, (modality, slices) in real_series().items():
+    for name, (modality, slices) in (series or real_series()).items():
         if "held out" not in name:
             continue
         for attribute in attributes(modality):

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from medgate_common.errors import InputError
 from medgate_iqa.bench.baselines import StatsReader, calibrate, chance
-from medgate_iqa.bench.external import run_external, run_ours
+from medgate_iqa.bench.external import real_series, run_external, run_ours
 from medgate_iqa.bench.items import Bench, build_bench
 from medgate_iqa.bench.judge import Judge, JudgeScores, RuleJudge
 from medgate_iqa.bench.report import Scored, perception_table, reasoning_table, render
@@ -96,8 +96,9 @@ def run_bench(
         timings["evaluate_s"] = round(time.perf_counter() - t, 1)
     with console.status("real series: clean and degraded by code other than ours"):
         t = time.perf_counter()
-        results["external"] = run_external(QualityAssessor(model))
-        results["ours_on_real"] = run_ours(QualityAssessor(model))
+        series = real_series()
+        results["external"] = run_external(QualityAssessor(model), series=series)
+        results["ours_on_real"] = run_ours(QualityAssessor(model), series=series)
         timings["external_s"] = round(time.perf_counter() - t, 1)
     timings["total_s"] = round(time.perf_counter() - started, 1)
     used = {(s.modality, s.real, s.source) for s in bench.specimens.values()}

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 from pydicom.dataset import Dataset
 
-from medgate_common.dicom.io import Source, decode_pixels, read_dataset, rescale
+from medgate_common.dicom.io import Source, decode_pixels, read_dataset, rescale_parameters
 from medgate_common.errors import InputError, MedgateError, MissingTagError
 from medgate_iqa.core.labels import MODALITY_INDEX
 
@@ -60,7 +60,7 @@ def _frames(ds: Dataset) -> list[npt.NDArray[np.float32]]:
         frames = frames.max() - frames
     return [
         f * np.float32(slope) + np.float32(intercept)
-        for f, (slope, intercept) in zip(frames, rescale(ds, len(frames)), strict=True)
+        for f, (slope, intercept) in zip(frames, rescale_parameters(ds, len(frames)), strict=True)
     ]
 
 

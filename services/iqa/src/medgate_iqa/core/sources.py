@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from medgate_common.dicom.io import rescale
+from medgate_common.dicom.io import rescale_parameters
 from medgate_common.samples import SampleDataMissingError, locate
 from medgate_iqa.core.views import Image, to_grid
 
@@ -36,7 +36,9 @@ def dicom_frames(name: str) -> list[Image]:
     ds = pydicom.dcmread(locate(name))
     pixels = np.asarray(ds.pixel_array, dtype=np.float32)
     frames = pixels if pixels.ndim == 3 else pixels[None]
-    return [f * slope + intercept for f, (slope, intercept) in zip(frames, rescale(ds, len(frames)), strict=True)]
+    return [
+        f * slope + intercept for f, (slope, intercept) in zip(frames, rescale_parameters(ds, len(frames)), strict=True)
+    ]
 
 
 def volume(name: str) -> Image:
@@ -52,8 +54,11 @@ _DICOM: dict[Split, list[tuple[str, str, Sequence[int] | None]]] = {
     "train": [
         ("CT", "CT_small.dcm", [0]),
         ("CT", "J2K_pixelrep_mismatch.dcm", [0]),
+        ("CT", "bad_sequence.dcm", [0]),  # a neck CT, small field of view
         ("MR", "MR_small.dcm", [0]),
         ("MR", "emri_small.dcm", range(7)),
+        ("MR", "MR-SIEMENS-DICOM-WithOverlays.dcm", [0]),  # an abdominal MR
+        ("MR", "MR2_UNCI.dcm", [0]),  # a shoulder MR, 1024 x 1024
     ],
     "test": [
         ("CT", "693_J2KI.dcm", [0]),
@@ -67,6 +72,8 @@ _VOLUMES: dict[Split, list[tuple[str, str, Sequence[int], bool]]] = {
         ("ch2.nii.gz", "axial", range(30, 105, 3), True),
         ("ch2.nii.gz", "coronal", range(60, 160, 8), True),
         ("example4d.nii.gz", "axial", range(4, 15), False),
+        # a macaque T1 template (0.5 mm): another brain, another contrast
+        ("inia19-t1-brain.nii.gz", "axial", range(30, 100, 10), True),
     ],
     "test": [
         ("ch2.nii.gz", "axial", range(112, 150, 6), True),

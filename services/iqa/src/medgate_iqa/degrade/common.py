@@ -14,8 +14,9 @@ from medgate_iqa.degrade.base import Image, Rng
 
 def blur(image: Image, s: float, rng: Rng) -> tuple[Image, str]:
     """A wider point-spread function, in one of three shapes: Gaussian (a soft kernel,
-    defocus), linear (the object moving during one exposure or readout), or a box with
-    resampling (a coarse acquisition matrix interpolated up: partial-volume blur)."""
+    defocus), linear (the object moving during one exposure or readout), a box with
+    resampling (a coarse acquisition matrix interpolated up: partial-volume blur), or that
+    coarse matrix shown by pixel replication (:func:`pixelate`)."""
     scale = max(image.shape) / 128.0
     kind = rng.random()
     if kind < 0.5:
@@ -28,10 +29,28 @@ def blur(image: Image, s: float, rng: Rng) -> tuple[Image, str]:
         kernel = ndimage.rotate(kernel, float(rng.uniform(0, 180)), reshape=False, order=1)
         smeared = ndimage.convolve(image, kernel / max(float(kernel.sum()), 1e-6), mode="nearest")
         return smeared.astype(np.float32), "directional smearing of edges"
-    factor = 1.4 + 3.6 * s
-    small = ndimage.zoom(ndimage.uniform_filter(image, size=max(1, round(factor))), 1.0 / factor, order=1)
-    back = ndimage.zoom(small, np.array(image.shape) / np.array(small.shape), order=1)
-    return back.astype(np.float32), "coarse, blocky loss of detail"
+    if kind < 0.875:
+        factor = 1.4 + 3.6 * s
+        small = ndimage.zoom(ndimage.uniform_filter(image, size=max(1, round(factor))), 1.0 / factor, order=1)
+        back = ndimage.zoom(small, np.array(image.shape) / np.array(small.shape), order=1)
+        return back.astype(np.float32), "coarse, blocky loss of detail"
+    return pixelate(image, s, rng), "coarse, blocky loss of detail"
+
+
+def pixelate(image: Image, s: float, rng: Rng) -> Image:
+    """A coarse matrix shown by pixel replication (a nearest-neighbour viewer, a block
+    codec): each block holds its mean, with hard edges between blocks, at a random phase;
+    sometimes the display's interpolation softens the block edges a little."""
+    b = max(2, round((1.5 + 6.5 * s) * max(image.shape) / 128.0))
+    oy, ox = (int(v) for v in rng.integers(0, b, size=2))
+    h, w = image.shape
+    ny, nx = -(-(h + oy) // b), -(-(w + ox) // b)
+    padded = np.pad(image, ((oy, ny * b - h - oy), (ox, nx * b - w - ox)), mode="edge")
+    means = padded.reshape(ny, b, nx, b).mean(axis=(1, 3))
+    blocks = np.repeat(np.repeat(means, b, axis=0), b, axis=1)[oy : oy + h, ox : ox + w]
+    if rng.random() < 0.4:
+        blocks = ndimage.gaussian_filter(blocks, float(rng.uniform(0.3, 0.8)))
+    return np.ascontiguousarray(blocks, dtype=np.float32)
 
 
 def _limits(image: Image, modality: str) -> tuple[float, float]:

@@ -83,7 +83,7 @@ def _reconstruction_circle(image: npt.NDArray[np.float32], rng: np.random.Genera
 
 TORCHIO_SHARE = 0.35
 # Bump when the simulators or the sampling change, so cached arrays are not reused.
-DATA_VERSION = 4
+DATA_VERSION = 5
 
 
 def _operator(modality: str, attribute: A, rng: np.random.Generator) -> Operator | None:
