@@ -21,13 +21,14 @@ def test_an_enhanced_objects_rescale_comes_from_its_functional_groups() -> None:
 
 
 def test_held_out_real_images_never_reach_training() -> None:
-    train = {b.source.split(":")[1] for b in real_slices("train")}
-    test = {b.source.split(":")[1] for b in real_slices("test")}
+    train_slices, test_slices = real_slices("train"), real_slices("test")
+    train = {b.source.split(":")[1] for b in train_slices}
+    test = {b.source.split(":")[1] for b in test_slices}
     assert {"693_J2KI.dcm", "explicit_VR-UN.dcm"} <= test
     assert not {"693_J2KI.dcm", "693_UNCI.dcm", "693_UNCR.dcm", "explicit_VR-UN.dcm"} & train
     shared = train & test  # volumes split by slice range: no slice in both
     for name in shared:
-        tr = {b.source for b in real_slices("train") if name in b.source}
-        te = {b.source for b in real_slices("test") if name in b.source}
+        tr = {b.source for b in train_slices if name in b.source}
+        te = {b.source for b in test_slices if name in b.source}
         assert not tr & te
-    assert sum(b.modality == "CT" for b in real_slices("train")) == 3
+    assert sum(b.modality == "CT" for b in train_slices) == 3

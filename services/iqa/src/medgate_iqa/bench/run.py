@@ -96,9 +96,9 @@ def run_bench(
         timings["evaluate_s"] = round(time.perf_counter() - t, 1)
     with console.status("real series: clean and degraded by code other than ours"):
         t = time.perf_counter()
-        series = real_series()
-        results["external"] = run_external(QualityAssessor(model), series=series)
-        results["ours_on_real"] = run_ours(QualityAssessor(model), series=series)
+        series, gate = real_series(), QualityAssessor(model)
+        results["external"] = run_external(gate, series=series)
+        results["ours_on_real"] = run_ours(gate, series=series)
         timings["external_s"] = round(time.perf_counter() - t, 1)
     timings["total_s"] = round(time.perf_counter() - started, 1)
     used = {(s.modality, s.real, s.source) for s in bench.specimens.values()}
