@@ -13,7 +13,9 @@ from collections.abc import Mapping
 import numpy as np
 import pydicom
 import pytest
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import FileMetaDataset
+from pydicom.tag import Tag
 
 from medgate_common.errors import InputError
 from medgate_common.inference import InferenceResult, TensorSpec
@@ -22,9 +24,11 @@ from medgate_common.schemas.quality import QualityAttribute as A
 from medgate_common.schemas.quality import Severity, Verdict
 from medgate_common.synth.study import generate_study
 from medgate_iqa.core.assess import QualityAssessor
+from medgate_iqa.core.compression import LossyCompression, lossy_compression
 from medgate_iqa.core.labels import ATTRIBUTES
 from medgate_iqa.core.language import answer, compare, describe
 from medgate_iqa.core.model import QualityModel
+from medgate_iqa.core.policy import GatePolicy, ModalityThresholds
 from medgate_iqa.core.series import NotAssessableError, read_series
 
 INFO = ModelInfo(name="scripted", version="0", sha256="0" * 64, backend="test")
@@ -217,3 +221,126 @@ def test_a_study_lists_what_it_could_not_assess(ct_slices: list[np.ndarray]) -> 
         gate.assess_study("1.2.3", [("1.2.3.10", [_dataset(colour=True)])])
     assert caught.value.details["reason"] == "no_assessable_series"
     assert "colour" in caught.value.message
+
+
+def _lossy(
+    syntax: str = pydicom.uid.ExplicitVRLittleEndian, flag: str | None = None, **tags: object
+) -> pydicom.Dataset:
+    ds = _dataset()
+    ds.file_meta.TransferSyntaxUID = syntax
+    if flag is not None:
+        ds.LossyImageCompression = flag
+    for keyword, value in tags.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def _malformed_ratio(ds: pydicom.Dataset) -> pydicom.Dataset:
+    tag = Tag(0x0028, 0x2112)  # LossyImageCompressionRatio, as a writer got it wrong
+    ds[tag] = RawDataElement(tag, "DS", 3, b"n/a", 0, False, True)
+    return ds
+
+
+@pytest.mark.parametrize(
+    ("datasets", "expected"),
+    [
+        ([_dataset()], None),  # never compressed
+        ([_lossy(flag="00")], None),
+        # a lossless JPEG 2000 says so; an unflagged one is read as lossy (the cautious reading)
+        ([_lossy("1.2.840.10008.1.2.4.91", flag="00")], None),
+        ([_lossy("1.2.840.10008.1.2.4.91")], LossyCompression("JPEG 2000", None, 1)),
+        # baseline JPEG is lossy whatever the flag says
+        ([_lossy(pydicom.uid.JPEGBaseline8Bit, flag="00")], LossyCompression("JPEG baseline", None, 1)),
+        # decompressed since: the flag, ratio and method stay
+        (
+            [_lossy(flag="01", LossyImageCompressionRatio=8.5, LossyImageCompressionMethod="ISO_10918_1")],
+            LossyCompression("JPEG", 8.5, 1),
+        ),
+        # two lossy steps: the largest ratio, from the worst instance of the series
+        (
+            [
+                _lossy(flag="01", LossyImageCompressionRatio=[4, 30], LossyImageCompressionMethod=["ISO_15444_1"] * 2),
+                _lossy(flag="01", LossyImageCompressionRatio=10),
+                _dataset(),
+            ],
+            LossyCompression("JPEG 2000", 30.0, 2),
+        ),
+        # a malformed ratio is no ratio, but the flag still counts
+        ([_malformed_ratio(_lossy(flag="01"))], LossyCompression("unknown method", None, 1)),
+    ],
+)
+def test_lossy_compression_is_read_from_the_headers(
+    datasets: list[pydicom.Dataset], expected: LossyCompression | None
+) -> None:
+    assert lossy_compression(datasets) == expected
+
+
+@pytest.mark.parametrize(
+    ("modality", "ratio", "severity", "verdict"),
+    [
+        ("CT", 10.0, Severity.mild, Verdict.usable),  # within the 12:1 limit for CT
+        ("CT", 20.0, Severity.severe, Verdict.reject),
+        ("MR", 20.0, Severity.mild, Verdict.usable),  # MR tolerates 24:1
+        ("MR", None, Severity.mild, Verdict.usable),  # lossy, ratio not recorded
+    ],
+)
+def test_lossy_compression_is_a_finding_graded_by_the_modalitys_limit(
+    ct_slices: list[np.ndarray], modality: str, ratio: float | None, severity: Severity, verdict: Verdict
+) -> None:
+    compression = LossyCompression("JPEG 2000", ratio, 12)
+    result = assessor([{}]).assess_slices(ct_slices, modality, "1.2.3.4", compression)
+    assert result.report.verdict is verdict
+    (finding,) = result.report.findings
+    assert (finding.attribute, finding.severity, finding.probability) == (A.compression, severity, 1.0)
+    assert (
+        "JPEG 2000" in finding.location
+        and ("ratio not recorded" if ratio is None else f"{ratio:.0f}:1") in finding.location
+    )
+    assert "lossy compression" in result.report.reasoning
+    assert result.present[A.compression] == 1.0
+    # the answer to "is there lossy compression?" comes from the header, too
+    reply = answer("Is this image lossy compressed?", ["A. Yes", "B. No"], result)
+    assert reply.letter == "A"
+    # a site with a stricter standard says so in its policy
+    strict = GatePolicy(
+        modalities={m: ModalityThresholds(noise_severe=60.0, lossy_ratio_severe=5.0) for m in ("CT", "MR")}
+    )
+    if ratio is not None:
+        gated = QualityAssessor(assessor([{}]).model, strict).assess_slices(ct_slices, modality, "1.2.3.4", compression)
+        assert gated.report.verdict is Verdict.reject
+
+
+def test_a_series_reader_carries_the_compression_of_its_instances(ct_slices: list[np.ndarray]) -> None:
+    study = generate_study("CT", seed=5, slices=4, matrix=64)
+    datasets = []
+    for z in range(4):
+        ds = _lossy(flag="01", LossyImageCompressionRatio=40, LossyImageCompressionMethod="ISO_15444_1")
+        ds.PixelData = np.clip(study.stored[z], 0, 4095).astype(np.uint16).tobytes()
+        ds.InstanceNumber = z + 1
+        datasets.append(ds)
+    series = read_series(datasets)
+    assert series.compression == LossyCompression("JPEG 2000", 40.0, 4)
+    report = assessor([{}]).assess_series(datasets).report
+    assert report.verdict is Verdict.reject
+    assert report.findings[0].attribute is A.compression
+    assert "40:1" in report.findings[0].location
+
+
+@pytest.mark.parametrize(("target", "severity"), [(40, Severity.severe), (5, Severity.mild)])
+def test_an_unflagged_lossy_encoding_is_measured_from_its_size(
+    ct_slices: list[np.ndarray], target: int, severity: Severity
+) -> None:
+    """pydicom's JPEG 2000 encoder (openjpeg) writes lossy files with no Lossy Image
+    Compression flag or ratio; the gate measures the ratio from the encapsulated size."""
+    from medgate_common.samples import locate
+
+    ds = pydicom.dcmread(locate("CT_small.dcm"))
+    ds.compress(pydicom.uid.JPEG2000, j2k_cr=[target])
+    assert "LossyImageCompression" not in ds
+    found = lossy_compression([ds])
+    assert found is not None and found.measured and found.method == "JPEG 2000"
+    assert found.ratio is not None and 0.7 * target <= found.ratio <= 1.3 * target
+    report = assessor([{}]).assess_series([ds]).report
+    (finding,) = report.findings
+    assert (finding.attribute, finding.severity) == (A.compression, severity)
+    assert "measured from the encoded size" in finding.location

@@ -38,6 +38,7 @@ class QualityAttribute(StrEnum):
     ghosting = "ghosting"
     exposure = "exposure"
     contrast = "contrast"
+    compression = "compression"  # lossy compression, read from the header, not the pixels
 
 
 class QualityFinding(WireModel):

@@ -42,12 +42,12 @@ def _ch2(zs: range) -> list[Slice]:
 
 
 def real_series() -> Series:
-    """Real series at native resolution. 693_J2KI (a head CT), explicit_VR-UN (an abdominal
+    """Real series at native resolution. 693_J2KR (a head CT, lossless), explicit_VR-UN (an abdominal
     CT), emri frames 7-9 and Colin27 axial 112-148 are held out from training; CT_small and
     MR_small were training images."""
     return {
         "CT_small (train)": ("CT", dicom_frames("CT_small.dcm")),
-        "693_J2KI (held out)": ("CT", dicom_frames("693_J2KI.dcm")),
+        "693_J2KR (held out)": ("CT", dicom_frames("693_J2KR.dcm")),
         "explicit_VR-UN abdomen (held out)": ("CT", dicom_frames("explicit_VR-UN.dcm")),
         "MR_small (train)": ("MR", dicom_frames("MR_small.dcm")),
         "emri_small 7-9 (held out)": ("MR", dicom_frames("emri_small.dcm")[7:10]),

@@ -32,7 +32,7 @@ from medgate_iqa.bench.specimens import (
     augment,
     draw_specimen,
 )
-from medgate_iqa.core.labels import APPLICABLE
+from medgate_iqa.core.labels import APPLICABLE, ATTRIBUTES
 from medgate_iqa.core.sources import BaseSlice
 from medgate_iqa.degrade import attributes
 
@@ -162,7 +162,7 @@ def _what(s: Specimen, position: int, rng: np.random.Generator) -> PerceptionIte
     picks = [same[i] for i in rng.permutation(len(same))]
     if s.applied:
         truth, attribute = w.option(s.applied[0].attribute, s.modality), s.applied[0].attribute
-        foreign = [a for a in A if a not in APPLICABLE[s.modality]]
+        foreign = [a for a in ATTRIBUTES if a not in APPLICABLE[s.modality]]
         fourth = w.NO_ARTIFACT if rng.random() < 0.5 else w.option(_choice(rng, foreign), s.modality)
         others = [w.option(a, s.modality) for a in picks[:2]] + [fourth]
     else:

@@ -28,6 +28,7 @@ from medgate_common.schemas.quality import (
     StudyQualityReport,
     Verdict,
 )
+from medgate_iqa.core.compression import LossyCompression
 from medgate_iqa.core.labels import APPLICABLE, ATTRIBUTES, SEVERITIES, VERDICTS, verdict_of
 from medgate_iqa.core.language import describe
 from medgate_iqa.core.lexicon import TERMS
@@ -78,13 +79,19 @@ class QualityAssessor:
         self.policy = policy or GatePolicy()
 
     def assess_slices(
-        self, slices: Sequence[npt.NDArray[np.float32]], modality: str, series_instance_uid: str = ""
+        self,
+        slices: Sequence[npt.NDArray[np.float32]],
+        modality: str,
+        series_instance_uid: str = "",
+        compression: LossyCompression | None = None,
     ) -> Assessment:
+        """``compression`` is what the headers say (core.compression); pixels alone cannot
+        tell a lossy image from its original."""
         if not slices:
             raise NotAssessableError("no slices to assess", reason="empty")
         predictions = self.model.predict(list(slices), modality)
         stats = median_statistics([measure(s, modality) for s in slices])
-        return self._combine(predictions, stats, slices, modality, series_instance_uid)
+        return self._combine(predictions, stats, slices, modality, series_instance_uid, compression)
 
     def _combine(
         self,
@@ -93,6 +100,7 @@ class QualityAssessor:
         slices: Sequence[npt.NDArray[np.float32]],
         modality: str,
         series_uid: str,
+        compression: LossyCompression | None = None,
     ) -> Assessment:
         t = self.policy.for_modality(modality)
         sev = np.stack([p.severity for p in predictions])  # (slices, attributes, 3)
@@ -119,6 +127,19 @@ class QualityAssessor:
                 location = _metal_location(slices, present_all[:, i].tolist()) or location
             findings.append(
                 QualityFinding(attribute=attribute, severity=level, probability=round(p, 4), location=location)
+            )
+        if compression is not None:
+            limit = t.lossy_ratio_severe
+            severe_ratio = compression.ratio is not None and compression.ratio > limit
+            p_present[QualityAttribute.compression] = 1.0
+            p_severe[QualityAttribute.compression] = 1.0 if severe_ratio else 0.0
+            findings.append(
+                QualityFinding(
+                    attribute=QualityAttribute.compression,
+                    severity=Severity.severe if severe_ratio else Severity.mild,
+                    probability=1.0,
+                    location=f"{compression.describe()}; limit {limit:g}:1 for {modality}",
+                )
             )
         findings.sort(key=lambda f: (-SEVERITIES.index(f.severity), -f.probability))
         statistics = QualityStatistics(**vars(stats))
@@ -152,7 +173,7 @@ class QualityAssessor:
 
     def assess_series(self, sources: Iterable[Source | Dataset]) -> Assessment:
         series = read_series(sources)
-        return self.assess_slices(series.slices, series.modality, series.series_instance_uid)
+        return self.assess_slices(series.slices, series.modality, series.series_instance_uid, series.compression)
 
     def assess_study(
         self, study_instance_uid: str, series: Iterable[tuple[str, Iterable[Source | Dataset]]]

@@ -10,7 +10,9 @@ import numpy.typing as npt
 
 from medgate_common.schemas.quality import QualityAttribute, Severity, Verdict
 
-ATTRIBUTES: tuple[QualityAttribute, ...] = tuple(QualityAttribute)
+# What the network predicts, in its output order. Lossy compression is the one attribute it
+# does not: the header states it (core.compression).
+ATTRIBUTES: tuple[QualityAttribute, ...] = tuple(a for a in QualityAttribute if a is not QualityAttribute.compression)
 SEVERITIES: tuple[Severity, ...] = (Severity.none, Severity.mild, Severity.severe)
 VERDICTS: tuple[Verdict, ...] = (Verdict.good, Verdict.usable, Verdict.reject)
 MODALITY_INDEX = {"CT": 0, "MR": 1}

@@ -118,6 +118,12 @@ TERMS: dict[A, Term] = {
         "global loss of tissue contrast",
         "tissue boundaries fade",
     ),
+    A.compression: Term(
+        "lossy compression",
+        (r"lossy", r"(?:irreversibl[ey]|lossily) compress\w*", r"compression artefacts?", r"compression artifacts?"),
+        "the whole image",
+        "detail removed by the codec cannot be recovered; the lossless originals should be retrieved",
+    ),
 }
 
 # Free-text wordings found while hand-labelling the judge sample (MiniMedQ): how people

@@ -25,6 +25,9 @@ class ModalityThresholds(BaseModel):
     )
     clipped_mild: float = Field(0.03, ge=0, le=1, description="Share of anatomy at a detector limit: mild exposure")
     clipped_severe: float = Field(0.15, ge=0, le=1, description="... and severe exposure")
+    lossy_ratio_severe: float = Field(
+        description="Recorded lossy compression ratio above which compression is severe (at or below: mild)", gt=1
+    )
 
 
 class GatePolicy(BaseModel):
@@ -32,8 +35,9 @@ class GatePolicy(BaseModel):
 
     modalities: dict[str, ModalityThresholds] = Field(
         default_factory=lambda: {
-            "CT": ModalityThresholds(noise_severe=60.0),
-            "MR": ModalityThresholds(noise_severe=9.0),
+            # lossy limits: the Canadian Association of Radiologists' standard (neuro CT 12:1, MR 24:1)
+            "CT": ModalityThresholds(noise_severe=60.0, lossy_ratio_severe=12.0),
+            "MR": ModalityThresholds(noise_severe=9.0, lossy_ratio_severe=24.0),
         }
     )
     study_rule: Literal["worst", "best"] = Field(

@@ -16,6 +16,7 @@ from pydicom.dataset import Dataset
 
 from medgate_common.dicom.io import Source, decode_pixels, read_dataset, rescale_parameters
 from medgate_common.errors import InputError, MedgateError, MissingTagError
+from medgate_iqa.core.compression import LossyCompression, lossy_compression
 from medgate_iqa.core.labels import MODALITY_INDEX
 
 MIN_SIDE = 32
@@ -36,6 +37,7 @@ class SeriesSlices:
     slices: tuple[npt.NDArray[np.float32], ...]  # physical units (HU / signal), native size
     positions: tuple[int, ...]  # index of each slice in the series, in reading order
     total: int
+    compression: LossyCompression | None = None  # from the headers of every instance with pixels
 
 
 def _frames(ds: Dataset) -> list[npt.NDArray[np.float32]]:
@@ -131,4 +133,5 @@ def read_series(sources: Iterable[Source | Dataset], max_slices: int = MAX_SLICE
         slices=tuple(chosen),
         positions=tuple(positions),
         total=total,
+        compression=lossy_compression(with_pixels),
     )

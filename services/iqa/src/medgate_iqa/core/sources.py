@@ -61,7 +61,7 @@ _DICOM: dict[Split, list[tuple[str, str, Sequence[int] | None]]] = {
         ("MR", "MR2_UNCI.dcm", [0]),  # a shoulder MR, 1024 x 1024
     ],
     "test": [
-        ("CT", "693_J2KI.dcm", [0]),
+        ("CT", "693_J2KR.dcm", [0]),  # the lossless original (693_J2KI is a 339:1 lossy copy)
         ("CT", "explicit_VR-UN.dcm", [0]),
         ("MR", "emri_small.dcm", range(7, 10)),
     ],
