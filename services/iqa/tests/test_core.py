@@ -235,6 +235,15 @@ def _lossy(
     return ds
 
 
+_TS = "1.2.840.10008.1.2.4."
+
+
+def _code(value: str, scheme: str) -> pydicom.Dataset:
+    item = pydicom.Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, "Lossy Compression"
+    return item
+
+
 def _malformed_ratio(ds: pydicom.Dataset) -> pydicom.Dataset:
     tag = Tag(0x0028, 0x2112)  # LossyImageCompressionRatio, as a writer got it wrong
     ds[tag] = RawDataElement(tag, "DS", 3, b"n/a", 0, False, True)
@@ -248,13 +257,13 @@ def _malformed_ratio(ds: pydicom.Dataset) -> pydicom.Dataset:
         ([_lossy(flag="00")], None),
         # a lossless JPEG 2000 says so; an unflagged one is read as lossy (the cautious reading)
         ([_lossy("1.2.840.10008.1.2.4.91", flag="00")], None),
-        ([_lossy("1.2.840.10008.1.2.4.91")], LossyCompression("JPEG 2000", None, 1)),
+        ([_lossy("1.2.840.10008.1.2.4.91")], LossyCompression("JPEG 2000", None, 1, 1)),
         # baseline JPEG is lossy whatever the flag says
-        ([_lossy(pydicom.uid.JPEGBaseline8Bit, flag="00")], LossyCompression("JPEG baseline", None, 1)),
+        ([_lossy(pydicom.uid.JPEGBaseline8Bit, flag="00")], LossyCompression("JPEG baseline", None, 1, 1)),
         # decompressed since: the flag, ratio and method stay
         (
             [_lossy(flag="01", LossyImageCompressionRatio=8.5, LossyImageCompressionMethod="ISO_10918_1")],
-            LossyCompression("JPEG", 8.5, 1),
+            LossyCompression("JPEG", 8.5, 1, 1),
         ),
         # two lossy steps: the largest ratio, from the worst instance of the series
         (
@@ -263,10 +272,17 @@ def _malformed_ratio(ds: pydicom.Dataset) -> pydicom.Dataset:
                 _lossy(flag="01", LossyImageCompressionRatio=10),
                 _dataset(),
             ],
-            LossyCompression("JPEG 2000", 30.0, 2),
+            LossyCompression("JPEG 2000", 30.0, 2, 3),
         ),
         # a malformed ratio is no ratio, but the flag still counts
-        ([_malformed_ratio(_lossy(flag="01"))], LossyCompression("unknown method", None, 1)),
+        ([_malformed_ratio(_lossy(flag="01"))], LossyCompression("unknown method", None, 1, 1)),
+        # lossless syntaxes are never lossy by themselves
+        *[([_lossy(_TS + n)], None) for n in ("57", "70", "80", "90", "201", "202", "110")],
+        # JPEG XL's JPEG recompression carries a baseline JPEG
+        ([_lossy(_TS + "111", flag="00")], LossyCompression("JPEG XL (recompressed JPEG)", None, 1, 1)),
+        # a writer that dropped the flag but kept the derivation code
+        ([_lossy(DerivationCodeSequence=[_code("113040", "DCM")])], LossyCompression("unknown method", None, 1, 1)),
+        ([_lossy(DerivationCodeSequence=[_code("113040", "99LOCAL")])], None),
     ],
 )
 def test_lossy_compression_is_read_from_the_headers(
@@ -282,12 +298,13 @@ def test_lossy_compression_is_read_from_the_headers(
         ("CT", 20.0, Severity.severe, Verdict.reject),
         ("MR", 20.0, Severity.mild, Verdict.usable),  # MR tolerates 24:1
         ("MR", None, Severity.mild, Verdict.usable),  # lossy, ratio not recorded
+        ("CT", 12.0, Severity.mild, Verdict.usable),  # at the limit is still within it
     ],
 )
 def test_lossy_compression_is_a_finding_graded_by_the_modalitys_limit(
     ct_slices: list[np.ndarray], modality: str, ratio: float | None, severity: Severity, verdict: Verdict
 ) -> None:
-    compression = LossyCompression("JPEG 2000", ratio, 12)
+    compression = LossyCompression("JPEG 2000", ratio, 12, 12)
     result = assessor([{}]).assess_slices(ct_slices, modality, "1.2.3.4", compression)
     assert result.report.verdict is verdict
     (finding,) = result.report.findings
@@ -319,7 +336,7 @@ def test_a_series_reader_carries_the_compression_of_its_instances(ct_slices: lis
         ds.InstanceNumber = z + 1
         datasets.append(ds)
     series = read_series(datasets)
-    assert series.compression == LossyCompression("JPEG 2000", 40.0, 4)
+    assert series.compression == LossyCompression("JPEG 2000", 40.0, 4, 4)
     report = assessor([{}]).assess_series(datasets).report
     assert report.verdict is Verdict.reject
     assert report.findings[0].attribute is A.compression
@@ -344,3 +361,36 @@ def test_an_unflagged_lossy_encoding_is_measured_from_its_size(
     (finding,) = report.findings
     assert (finding.attribute, finding.severity) == (A.compression, severity)
     assert "measured from the encoded size" in finding.location
+
+
+def test_a_site_can_reject_every_lossy_image() -> None:
+    ct = generate_study("CT", seed=5, slices=3, matrix=64).hu_or_signal
+    strict = GatePolicy(
+        modalities={
+            m: ModalityThresholds(noise_severe=60.0, lossy_ratio_severe=1.0, lossy_unknown_ratio="severe")
+            for m in ("CT", "MR")
+        }
+    )
+    gate = QualityAssessor(assessor([{}]).model, strict)
+    for ratio in (2.0, None):
+        report = gate.assess_slices(list(ct), "CT", "1.2.3.4", LossyCompression("JPEG", ratio, 3, 3)).report
+        assert report.verdict is Verdict.reject, ratio
+
+
+def test_the_stream_counts_and_a_lossless_re_encoding_does_not() -> None:
+    """Real files: 693_J2KI is a 339:1 JPEG 2000 image whose header says so; 693_J2KR is the
+    lossless original (reversible JPEG 2000, 1.2.840.10008.1.2.4.90)."""
+    from medgate_common.samples import locate
+
+    lossy = pydicom.dcmread(locate("693_J2KI.dcm"))
+    found = lossy_compression([lossy])
+    assert found is not None and not found.measured and round(found.ratio or 0) == 339
+    # a stale record (5:1) does not hide the 335:1 stream still held in a lossy syntax
+    lossy.LossyImageCompressionRatio = 5
+    found = lossy_compression([lossy])
+    assert found is not None and found.measured and 300 < (found.ratio or 0) < 345
+    # flagged lossy, then stored losslessly: the lossless stream's size says nothing
+    original = pydicom.dcmread(locate("693_J2KR.dcm"))
+    assert lossy_compression([original]) is None
+    original.LossyImageCompression = "01"
+    assert lossy_compression([original]) == LossyCompression("unknown method", None, 1, 1)

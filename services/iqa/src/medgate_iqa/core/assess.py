@@ -130,7 +130,9 @@ class QualityAssessor:
             )
         if compression is not None:
             limit = t.lossy_ratio_severe
-            severe_ratio = compression.ratio is not None and compression.ratio > limit
+            severe_ratio = (
+                compression.ratio > limit if compression.ratio is not None else t.lossy_unknown_ratio == "severe"
+            )
             p_present[QualityAttribute.compression] = 1.0
             p_severe[QualityAttribute.compression] = 1.0 if severe_ratio else 0.0
             findings.append(

@@ -26,31 +26,31 @@ from dataclasses import dataclass
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-# Transfer syntaxes whose encoding always loses information.
+_TS = "1.2.840.10008.1.2.4."
+# Transfer syntaxes whose encoding always loses information: the JPEG DCT processes (the
+# retired ones too: legacy archives hold them), JPEG XL's JPEG recompression (it carries a
+# baseline JPEG), and the video syntaxes with their fragmentable variants.
 ALWAYS_LOSSY = {
-    "1.2.840.10008.1.2.4.50": "JPEG baseline",
-    "1.2.840.10008.1.2.4.51": "JPEG extended",
-    "1.2.840.10008.1.2.4.100": "MPEG-2",
-    "1.2.840.10008.1.2.4.101": "MPEG-2",
-    "1.2.840.10008.1.2.4.102": "MPEG-4",
-    "1.2.840.10008.1.2.4.103": "MPEG-4",
-    "1.2.840.10008.1.2.4.104": "MPEG-4",
-    "1.2.840.10008.1.2.4.105": "MPEG-4",
-    "1.2.840.10008.1.2.4.106": "MPEG-4",
-    "1.2.840.10008.1.2.4.107": "HEVC",
-    "1.2.840.10008.1.2.4.108": "HEVC",
+    _TS + "50": "JPEG baseline",
+    _TS + "51": "JPEG extended",
+    **{_TS + str(n): "JPEG (retired DCT process)" for n in (52, 53, 54, 55, 56, 59, 60, 61, 62, 63, 64)},
+    _TS + "111": "JPEG XL (recompressed JPEG)",
+    **{_TS + s: "MPEG-2" for s in ("100", "100.1", "101", "101.1")},
+    **{_TS + s: "MPEG-4" for s in ("102", "102.1", "103", "103.1", "104", "104.1", "105", "105.1", "106", "106.1")},
+    _TS + "107": "HEVC",
+    _TS + "108": "HEVC",
 }
 # Transfer syntaxes that may be lossy or not; the Lossy Image Compression flag decides, and
 # without it the gate assumes lossy (the cautious reading).
 MAYBE_LOSSY = {
-    "1.2.840.10008.1.2.4.81": "JPEG-LS near-lossless",
-    "1.2.840.10008.1.2.4.91": "JPEG 2000",
-    "1.2.840.10008.1.2.4.93": "JPEG 2000 multi-component",
-    "1.2.840.10008.1.2.4.203": "HTJ2K",
-    "1.2.840.10008.1.2.4.112": "JPEG XL",
+    _TS + "81": "JPEG-LS near-lossless",
+    _TS + "91": "JPEG 2000",
+    _TS + "93": "JPEG 2000 multi-component",
+    _TS + "203": "HTJ2K",
+    _TS + "112": "JPEG XL",
 }
-# Transfer syntaxes whose pixel data is not encapsulated (nothing to measure).
-_NATIVE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2"}
+# Derivation Code Sequence (0008,9215) item that says an image was lossy compressed.
+_LOSSY_DERIVATION = ("DCM", "113040")
 _ITEM_TAG = b"\xfe\xff\x00\xe0"  # (FFFE,E000) little endian: encapsulated data starts with an item
 # Defined terms of Lossy Image Compression Method (0028,2114).
 METHODS = {
@@ -70,13 +70,16 @@ class LossyCompression:
     method: str  # e.g. "JPEG 2000"; "unknown method" when the header does not say
     ratio: float | None  # the largest recorded step (or the measured one); None if unknown
     instances: int  # how many instances of the series are lossy
+    total: int  # of how many instances with pixels
     measured: bool = False  # the ratio was measured from the encoded size, not recorded
 
     def describe(self) -> str:
         if self.ratio is None:
-            return f"{self.method}, ratio not recorded"
-        how = "measured from the encoded size" if self.measured else "recorded in the header"
-        return f"{self.method} at {self.ratio:.0f}:1, {how}"
+            text = f"{self.method}, ratio not recorded"
+        else:
+            how = "measured from the encoded size" if self.measured else "recorded in the header"
+            text = f"{self.method} at {self.ratio:.0f}:1, {how}"
+        return text if self.total <= 1 else f"{text}; {self.instances} of {self.total} instances"
 
 
 def _values(ds: Dataset, keyword: str) -> list[object]:
@@ -100,9 +103,13 @@ def _ratios(ds: Dataset) -> list[float]:
 
 
 def _measured_ratio(ds: Dataset) -> float | None:
-    """Uncompressed over encapsulated size, for pixel data that is still compressed."""
+    """Uncompressed over encapsulated size, for pixel data still held in a lossy (or maybe
+    lossy) syntax; a lossless re-encoding says nothing about the earlier loss. Uncompressed
+    size counts Bits Allocated, as writers of (0028,2112) do (pydicom's 693_J2KI records
+    338.7:1 and measures 335:1); on 12-bit CT that reads a third higher than a bits-stored
+    count would."""
     syntax = _syntax(ds)
-    if not syntax or syntax in _NATIVE or "PixelData" not in ds:
+    if (syntax not in ALWAYS_LOSSY and syntax not in MAYBE_LOSSY) or "PixelData" not in ds:
         return None
     try:
         raw = ds.PixelData
@@ -130,32 +137,46 @@ def _syntax(ds: Dataset) -> str:
     return str(meta.get("TransferSyntaxUID", "") or "") if meta is not None else ""
 
 
+def _derived_lossy(ds: Dataset) -> bool:
+    """Derivation Code Sequence says "Lossy Compression" (DCM 113040): kept by some writers
+    that drop the flag."""
+    try:
+        items = ds.get("DerivationCodeSequence") or []
+        return any(
+            (str(i.get("CodingSchemeDesignator", "")), str(i.get("CodeValue", ""))) == _LOSSY_DERIVATION for i in items
+        )
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
 def _lossy(ds: Dataset) -> bool:
     syntax = _syntax(ds)
     flag = str(ds.get("LossyImageCompression", "") or "").strip()
-    if flag == "01" or syntax in ALWAYS_LOSSY:
+    if flag == "01" or syntax in ALWAYS_LOSSY or _derived_lossy(ds):
         return True
     return flag != "00" and syntax in MAYBE_LOSSY
 
 
 def _ratio(ds: Dataset) -> tuple[float | None, bool]:
-    """An instance's ratio: the largest recorded step, else the measured one; and whether
-    it was measured."""
-    recorded = _ratios(ds)
-    if recorded:
-        return max(recorded), False
+    """An instance's ratio, and whether it was measured: the larger of the largest recorded
+    step and the ratio of a stream still in a lossy syntax (a stale record must not hide a
+    stronger re-compression)."""
+    recorded = max(_ratios(ds), default=None)
     measured = _measured_ratio(ds)
-    return measured, measured is not None
+    if measured is not None and (recorded is None or measured > recorded):
+        return measured, True
+    return recorded, False
 
 
 def lossy_compression(datasets: Iterable[Dataset]) -> LossyCompression | None:
     """The series' lossy compression by its headers (its worst instance), or None."""
-    lossy = [ds for ds in datasets if _lossy(ds)]
+    every = list(datasets)
+    lossy = [ds for ds in every if _lossy(ds)]
     if not lossy:
         return None
     known = [(ds, *_ratio(ds)) for ds in lossy]
     known = [k for k in known if k[1] is not None]
     if not known:
-        return LossyCompression(_method(lossy[0], _syntax(lossy[0])), None, len(lossy))
+        return LossyCompression(_method(lossy[0], _syntax(lossy[0])), None, len(lossy), len(every))
     worst, ratio, measured = max(known, key=lambda k: k[1] or 0.0)
-    return LossyCompression(_method(worst, _syntax(worst)), ratio, len(lossy), measured)
+    return LossyCompression(_method(worst, _syntax(worst)), ratio, len(lossy), len(every), measured)

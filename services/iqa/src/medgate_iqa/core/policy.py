@@ -26,7 +26,12 @@ class ModalityThresholds(BaseModel):
     clipped_mild: float = Field(0.03, ge=0, le=1, description="Share of anatomy at a detector limit: mild exposure")
     clipped_severe: float = Field(0.15, ge=0, le=1, description="... and severe exposure")
     lossy_ratio_severe: float = Field(
-        description="Recorded lossy compression ratio above which compression is severe (at or below: mild)", gt=1
+        ge=1,
+        description="Lossy compression ratio above which compression is severe (at or below: mild); "
+        "1 rejects any lossy image whose ratio is known",
+    )
+    lossy_unknown_ratio: Literal["mild", "severe"] = Field(
+        "mild", description="How a lossy image with no recorded or measurable ratio is graded"
     )
 
 

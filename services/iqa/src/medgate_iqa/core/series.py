@@ -40,7 +40,9 @@ class SeriesSlices:
     compression: LossyCompression | None = None  # from the headers of every instance with pixels
 
 
-def _frames(ds: Dataset) -> list[npt.NDArray[np.float32]]:
+def physical_frames(ds: Dataset) -> list[npt.NDArray[np.float32]]:
+    """Every frame of one instance in physical units (HU / signal), MONOCHROME1 inverted;
+    refuses what the gate cannot judge."""
     photometric = str(ds.get("PhotometricInterpretation", ""))
     if int(ds.get("SamplesPerPixel", 1)) != 1 or not photometric.startswith("MONOCHROME"):
         raise NotAssessableError(
@@ -113,7 +115,7 @@ def read_series(sources: Iterable[Source | Dataset], max_slices: int = MAX_SLICE
         instance, frame = index[int(pick)]
         if instance not in decoded:
             try:
-                decoded[instance] = _frames(ordered[instance])
+                decoded[instance] = physical_frames(ordered[instance])
             except NotAssessableError as exc:
                 exc.details.setdefault("modality", modality)
                 raise

@@ -14,7 +14,6 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from medgate_common.dicom.io import rescale_parameters
 from medgate_common.samples import SampleDataMissingError, locate
 from medgate_iqa.core.views import Image, to_grid
 
@@ -30,15 +29,12 @@ class BaseSlice:
 
 
 def dicom_frames(name: str) -> list[Image]:
-    """Every frame of a sample DICOM file, rescaled to physical units."""
-    import pydicom
+    """Every frame of a sample DICOM file in physical units, read exactly as the gate reads a
+    series (``core.series.physical_frames``), so training sees what the service will see."""
+    from medgate_common.dicom.io import read_dataset
+    from medgate_iqa.core.series import physical_frames
 
-    ds = pydicom.dcmread(locate(name))
-    pixels = np.asarray(ds.pixel_array, dtype=np.float32)
-    frames = pixels if pixels.ndim == 3 else pixels[None]
-    return [
-        f * slope + intercept for f, (slope, intercept) in zip(frames, rescale_parameters(ds, len(frames)), strict=True)
-    ]
+    return physical_frames(read_dataset(locate(name)))
 
 
 def volume(name: str) -> Image:
@@ -58,7 +54,7 @@ _DICOM: dict[Split, list[tuple[str, str, Sequence[int] | None]]] = {
         ("MR", "MR_small.dcm", [0]),
         ("MR", "emri_small.dcm", range(7)),
         ("MR", "MR-SIEMENS-DICOM-WithOverlays.dcm", [0]),  # an abdominal MR
-        ("MR", "MR2_UNCI.dcm", [0]),  # a shoulder MR, 1024 x 1024
+        ("MR", "MR2_UNCI.dcm", [0]),  # a shoulder MR, 1024 x 1024 (an 18:1 lossy copy of MR2_UNCR)
     ],
     "test": [
         ("CT", "693_J2KR.dcm", [0]),  # the lossless original (693_J2KI is a 339:1 lossy copy)
