@@ -26,6 +26,9 @@ from dataclasses import dataclass
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from medgate_common.dicom.io import transfer_syntax
+from medgate_common.errors import MissingTagError
+
 _TS = "1.2.840.10008.1.2.4."
 # Transfer syntaxes whose encoding always loses information: the JPEG DCT processes (the
 # retired ones too: legacy archives hold them), JPEG XL's JPEG recompression (it carries a
@@ -133,8 +136,11 @@ def _method(ds: Dataset, syntax: str) -> str:
 
 
 def _syntax(ds: Dataset) -> str:
-    meta = getattr(ds, "file_meta", None)
-    return str(meta.get("TransferSyntaxUID", "") or "") if meta is not None else ""
+    """The transfer syntax, or "" for a data set without file meta (nothing to judge by)."""
+    try:
+        return str(transfer_syntax(ds))
+    except MissingTagError:
+        return ""
 
 
 def _derived_lossy(ds: Dataset) -> bool:
