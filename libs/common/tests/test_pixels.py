@@ -49,3 +49,19 @@ def test_synth_lesion_scale_grows_the_lesions() -> None:
         return sum(volumes) / len(volumes)
 
     assert mean_volume(2.0) > 2.0 * mean_volume(1.0)
+
+
+def test_synth_lesion_contrast_scales_the_same_lesions() -> None:
+    from medgate_common.synth.study import generate_study
+
+    base = generate_study("CT", seed=5, index=2, slices=12, matrix=96, lesion_count=2)
+    strong = generate_study("CT", seed=5, index=2, slices=12, matrix=96, lesion_count=2, lesion_contrast=2.0)
+    assert base.truth.lesions, "the draw must hold a lesion for this test to mean anything"
+    np.testing.assert_array_equal(base.lesions, strong.lesions)
+    for weak, bold in zip(base.truth.lesions, strong.truth.lesions, strict=True):
+        np.testing.assert_allclose(bold.contrasts, 2.0 * np.asarray(weak.contrasts), atol=0.011)
+    inside = base.lesions > 0
+    # Only the lesion voxels change (noise and texture are the same draws), and by more there.
+    diff = np.abs(strong.hu_or_signal - base.hu_or_signal)
+    assert float(diff[inside].mean()) > 15.0
+    assert float(diff[~inside].mean()) < float(diff[inside].mean()) / 4

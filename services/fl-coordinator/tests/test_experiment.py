@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from medgate_fl import experiment
@@ -36,12 +37,13 @@ def test_key_covers_every_parameter() -> None:
                 ("alpha", 0.5),
                 ("test_count", 49),
                 ("proximal_mu", 0.1),
-                ("task", "binary"),
+                ("task", "multiclass"),
+                ("batch_size", 16),
             ]
         ),
     ):
         keys.add(changed.key)
-    assert len(keys) == 16
+    assert len(keys) == 17
     assert experiment.RunSpec("fedgsca", "symmetric", 0.4, 0, experiment.QUICK).key == base.key
 
 
@@ -100,3 +102,25 @@ def test_cost_comparison(cache: Path) -> None:
     assert cost["fedavg-seconds"] > 0
     # A FedGSCA round sends the model once more (query.gmm) and gets 3 x 2 floats back.
     assert 1.3 < cost["bytes-ratio"] < 1.6
+
+
+def test_settings_that_could_not_select_or_train_are_refused() -> None:
+    from dataclasses import replace
+
+    from medgate_fl.server_app import train_config_from
+
+    with pytest.raises(ValueError, match="never select"):
+        replace(experiment.Settings(), rounds=6)  # the default warm-up is 10 rounds
+    with pytest.raises(ValueError, match="at least 2"):
+        replace(experiment.QUICK, batch_size=1)
+    with pytest.raises(ValueError, match="at least 2"):
+        train_config_from({"batch-size": 1})
+    assert train_config_from({})["batch-size"] == 32
+    assert train_config_from(experiment.RunSpec("fedavg", "clean", 0.0, 0).run_config())["batch-size"] == 8
+
+
+def test_cli_refuses_a_warm_up_as_long_as_the_run(tmp_path: Path) -> None:
+    args = ["experiment", "--quick", "--out", str(tmp_path), "--method", "fedgsca", "--rounds", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "never select" in result.output
+    assert not (tmp_path / "runs").exists()

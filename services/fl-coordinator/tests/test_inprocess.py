@@ -90,3 +90,20 @@ def test_baselines_send_their_method(cache: Path, strategy: str, method: str) ->
     assert {c["method"] for c in seen} == {method}
     assert ("proximal-mu" in seen[0]) == (strategy == "fedprox")
     assert set(f.result.train_metrics_clientapp) == {1, 2}
+
+
+def test_the_minibatch_size_reaches_the_sites_training(cache: Path) -> None:
+    seen: list[object] = []
+
+    def spy(msg: Message, site: int) -> None:
+        if msg.metadata.message_type == "train":
+            seen.append(msg.content.config_records["config"]["batch-size"])
+
+    small = federate({**RUN, "strategy": "fedavg", "num-server-rounds": 1, "batch-size": 4}, SITES,
+                     cache_dir=cache, faults=spy)  # fmt: skip
+    assert seen == [4] * SITES
+    large = _run(cache, strategy="fedavg", **{"num-server-rounds": 1, "batch-size": 16})
+    again = _run(cache, strategy="fedavg", **{"num-server-rounds": 1, "batch-size": 4})
+    # Four steps of 4 per epoch train another model than one step of 16; the same size, the same model.
+    assert not np.allclose(_flat(small), _flat(large))
+    assert np.array_equal(_flat(small), _flat(again))

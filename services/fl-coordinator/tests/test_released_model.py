@@ -28,5 +28,6 @@ def test_the_released_triage_model_matches_its_card_and_reaches_its_accuracy(cac
     accuracy = float(np.mean(np.argmax(logits, axis=1) == truth))
     majority = float(np.bincount(truth).max() / len(truth))
     print(f"accuracy {accuracy:.3f}, majority rate {majority:.3f}, card {card['held_out_metrics']['accuracy']}")
-    assert accuracy >= 0.70  # measured 0.75 on all 300 (card); floor below for the 120-slice subset
-    assert accuracy >= majority + 0.05
+    # Measured 0.89 on all 300 (card) and 0.875 on this 120-slice subset; floors below both.
+    assert accuracy >= 0.83
+    assert accuracy >= majority + 0.15

@@ -111,16 +111,20 @@ def experiment_command(
     task: str | None = typer.Option(None, help="Override the task: multiclass or binary"),
     local_epochs: int | None = typer.Option(None, help="Override the local epochs per round"),
     lr: float | None = typer.Option(None, help="Override the sites' learning rate"),
+    batch_size: int | None = typer.Option(None, min=2, help="Override the sites' minibatch size"),
+    warmup_rounds: int | None = typer.Option(
+        None, min=0, help="Override the FedAvg warm-up rounds of the selecting methods (FedGSCA, local GMM)"
+    ),
 ) -> None:
     """Methods x noise type x rate x seeds, in process; resumable (each run cached by its key)."""
-    from dataclasses import replace
 
     from medgate_fl import experiment
 
     settings = experiment.QUICK if quick else experiment.Settings()
     overrides: dict[str, Any] = {"sites": sites, "rounds": rounds, "per_site": per_site, "task": task,
-                                 "local_epochs": local_epochs, "lr": lr}  # fmt: skip
-    settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+                                 "local_epochs": local_epochs, "lr": lr, "batch_size": batch_size,
+                                 "warmup_rounds": warmup_rounds}  # fmt: skip
+    settings = _override(settings, overrides)
     methods = method or list(experiment.METHODS)
     unknown = set(methods) - set(experiment.METHODS)
     if unknown:
@@ -153,8 +157,10 @@ def train_model_command(
     epochs: int = typer.Option(30, help="Epochs of the central training"),
     noise: str = typer.Option("heterogeneous:0.4", help="kind:rate of the sites' label noise"),
     seed: int = typer.Option(0),
-    task: str = typer.Option("multiclass", help="multiclass or binary"),
+    task: str = typer.Option("binary", help="binary or multiclass"),
     rounds: int | None = typer.Option(None, help="Override the number of rounds"),
+    lr: float | None = typer.Option(None, help="Override the learning rate (default: the experiment's)"),
+    batch_size: int | None = typer.Option(None, min=2, help="Override the minibatch size (default: the experiment's)"),
     cache_dir: Path | None = typer.Option(None, help="Where generated key slices are cached (default: <out>/cache)"),
     release: Path | None = typer.Option(
         None, help="Also copy the model into this serving folder as triage.onnx + triage.json (the reasoning service's)"
@@ -163,7 +169,6 @@ def train_model_command(
     """Train the triage classifier by federation (in process, the experiment's settings)
     and export it for the reasoning service's triage step."""
     import shutil
-    from dataclasses import replace
 
     from medgate_fl import experiment
     from medgate_fl.global_model import CARD, ONNX
@@ -172,8 +177,8 @@ def train_model_command(
         raise typer.BadParameter(f"unknown method {method!r}; one of {list(experiment.METHODS)}")
     kind, _, rate = noise.partition(":")
     settings = experiment.Settings(task=task)
-    if rounds:
-        settings = replace(settings, rounds=rounds)
+    overrides: dict[str, Any] = {"rounds": rounds, "lr": lr, "batch_size": batch_size}
+    settings = _override(settings, overrides)
     cache = cache_dir or out / "cache"
     if method == "central":
         card = experiment.train_central(settings, seed, epochs, out, cache)
@@ -191,18 +196,29 @@ def train_model_command(
 def cost_command(
     quick: bool = typer.Option(False, "--quick", help="The quick configuration"),
     rounds: int | None = typer.Option(None, help="Override the number of rounds"),
+    warmup_rounds: int | None = typer.Option(None, min=0, help="Override the warm-up rounds (not counted)"),
     cache_dir: Path | None = typer.Option(None, help="Where generated key slices are cached"),
 ) -> None:
     """FedGSCA vs FedAvg: seconds and bytes per round (in process, after the warm-up)."""
-    from dataclasses import replace
 
     from medgate_fl import experiment
 
     settings = experiment.QUICK if quick else experiment.Settings()
-    if rounds is not None:
-        settings = replace(settings, rounds=rounds)
+    overrides: dict[str, Any] = {"rounds": rounds, "warmup_rounds": warmup_rounds}
+    settings = _override(settings, overrides)
     for key, value in experiment.compare_cost(settings, cache_dir=cache_dir).items():
         typer.echo(f"{key}: {value:.4g}")
+
+
+def _override(settings: Any, overrides: dict[str, Any]) -> Any:
+    """``settings`` (an experiment ``Settings``) with the options the caller gave; a
+    combination it rejects is a usage error, not a traceback."""
+    from dataclasses import replace
+
+    try:
+        return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
 
 
 def register(root: typer.Typer) -> None:

@@ -97,6 +97,7 @@ def train(msg: Message, context: Context) -> Message:
         method=str(config.get("method", "fedavg")),
         epochs=int(config.get("local-epochs", 1)),  # type: ignore[arg-type]
         lr=float(config.get("lr", 1e-3)),  # type: ignore[arg-type]
+        batch=int(config.get("batch-size", 32)),  # type: ignore[arg-type]
         mixture=mixture_from(config),
         thresholds=thresholds,
         per_class=bool(config.get("per-class-norm", False)),

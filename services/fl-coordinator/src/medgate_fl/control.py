@@ -33,7 +33,7 @@ RUN_KEYS = frozenset(
     {
         "num-server-rounds", "per-site", "test-count", "seed", "dirichlet-alpha", "task", "noise", "noise-rate",
         "warmup-rounds", "min-sites", "fraction-evaluate", "lr", "local-epochs", "thresholds", "loss", "strategy",
-        "min-replies", "round-timeout", "proximal-mu", "per-class-norm",
+        "min-replies", "round-timeout", "proximal-mu", "per-class-norm", "batch-size",
     }
 )  # fmt: skip
 SUBMIT_TIMEOUT = 120.0

@@ -32,7 +32,7 @@ from medgate_fl.inprocess import federate
 from medgate_fl.task import build_model, evaluate, train_epochs
 
 #: Bump when a change to the code changes results, so cached runs are not reused.
-VERSION = 2
+VERSION = 3
 #: method -> (strategy, run-config overrides)
 METHODS: dict[str, tuple[str, dict[str, str]]] = {
     "fedavg": ("fedavg", {}),
@@ -63,13 +63,23 @@ class Settings:
     per_site: int = 120
     test_count: int = 300
     rounds: int = 30
-    warmup_rounds: int = 5
-    local_epochs: int = 2
-    lr: float = 1e-3
+    warmup_rounds: int = 10
+    local_epochs: int = 5
+    lr: float = 2e-3
+    batch_size: int = 8
     alpha: float = 1.0
-    task: str = "multiclass"
+    task: str = "binary"
     proximal_mu: float = 0.01
     per_class_norm: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.warmup_rounds < self.rounds:
+            raise ValueError(
+                f"warm-up rounds ({self.warmup_rounds}) must be fewer than the rounds ({self.rounds}): "
+                "the selecting methods would never select"
+            )
+        if self.batch_size < 2:
+            raise ValueError(f"batch size {self.batch_size}: at least 2 (BatchNorm needs two samples a step)")
 
 
 #: ``--quick``: a smoke configuration, a second or two per run on the dev machine.
@@ -110,6 +120,7 @@ class RunSpec:
             "fraction-evaluate": 0.0,
             "lr": s.lr,
             "local-epochs": s.local_epochs,
+            "batch-size": s.batch_size,
             "proximal-mu": s.proximal_mu,
             **overrides,
         }
@@ -224,12 +235,12 @@ def train_central(
     labels = data.task_labels(np.concatenate([site.labels for site in sites]), s.task)
     classes = data.num_classes(s.task)
     model = build_model(classes, seed)
-    train_epochs(model, images, labels, None, epochs=epochs, lr=s.lr, seed=seed)
+    train_epochs(model, images, labels, None, epochs=epochs, lr=s.lr, batch=s.batch_size, seed=seed)
     test = data.held_out_data(s.test_count, seed, cache_dir=cache_dir)
     metrics = evaluate(model, test.images, data.task_labels(test.labels, s.task), classes)
-    config = {"strategy": "central", "seed": seed, "epochs": epochs, "lr": s.lr, "task": s.task, "sites": s.sites,
-              "per-site": s.per_site, "dirichlet-alpha": s.alpha, "studies": len(labels),
-              "test-count": s.test_count}  # fmt: skip
+    config = {"strategy": "central", "seed": seed, "epochs": epochs, "lr": s.lr, "batch-size": s.batch_size,
+              "task": s.task, "sites": s.sites, "per-site": s.per_site, "dirichlet-alpha": s.alpha,
+              "studies": len(labels), "test-count": s.test_count}  # fmt: skip
     return export_global_model(model.state_dict(), s.task, out, run_config=config, rounds=0, metrics=metrics)
 
 

@@ -49,10 +49,14 @@ def strategy_from(run: Mapping[str, object]) -> SiteStrategy:
 
 def train_config_from(run: Mapping[str, object]) -> ConfigRecord:
     """What every train message carries from the run config (the strategy adds its own keys)."""
+    batch = int(run.get("batch-size", 32))  # type: ignore[call-overload]
+    if batch < 2:
+        raise ValueError(f"batch-size {batch}: at least 2 (BatchNorm needs two samples a step)")
     config = ConfigRecord(
         {
             "lr": float(run.get("lr", 1e-3)),  # type: ignore[arg-type]
             "local-epochs": int(run.get("local-epochs", 1)),  # type: ignore[call-overload]
+            "batch-size": batch,
             "thresholds": str(run.get("thresholds", "adaptive")),
             "loss": str(run.get("loss", "credal")),
         }

@@ -133,6 +133,7 @@ def train_round(
     method: str,
     epochs: int,
     lr: float,
+    batch: int = 32,
     mixture: gmm.Mixture | None = None,
     thresholds: AdaptiveThresholds | None = None,
     per_class: bool = False,
@@ -151,18 +152,20 @@ def train_round(
     if method == "fedgsca" and selector == "local":
         mixture = local_mixture(site, model, None, per_class)
     if method == "clean":
-        loss = train_epochs(model, site.images, site.true_labels, None, epochs=epochs, lr=lr, seed=seed)
+        loss = train_epochs(model, site.images, site.true_labels, None, epochs=epochs, lr=lr, batch=batch, seed=seed)
         return {"train-loss": loss}
     if method == "fedgsca" and mixture is not None:
         targets, alpha, keep, stats = fedgsca_targets(site, model, mixture, thresholds, per_class, probs)
         loss = train_epochs(
             model, site.images[keep], targets[keep], alpha[keep] if credal else None,
-            epochs=epochs, lr=lr, seed=seed,
+            epochs=epochs, lr=lr, batch=batch, seed=seed,
         )  # fmt: skip
     else:
         stats = {}
         mu = proximal_mu if method == "fedprox" else 0.0
-        loss = train_epochs(model, site.images, site.labels, None, epochs=epochs, lr=lr, proximal_mu=mu, seed=seed)
+        loss = train_epochs(
+            model, site.images, site.labels, None, epochs=epochs, lr=lr, batch=batch, proximal_mu=mu, seed=seed
+        )
     return {"train-loss": loss, **stats}
 
 

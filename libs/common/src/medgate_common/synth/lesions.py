@@ -52,12 +52,15 @@ def place_lesions(
     count: int,
     rng: np.random.Generator,
     scale: float = 1.0,
+    contrast_scale: float = 1.0,
 ) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.float32], list[LesionPlan]]:
     """Lesion instance map (0 = none), the signal offset map, and the plan of each lesion.
 
     ``scale`` multiplies every lesion's radius (drawn from 5-16 mm). Fragments that fall
     outside the host change the random sequence after them, so a scaled study is another
-    draw, not the same lesions enlarged.
+    draw, not the same lesions enlarged. ``contrast_scale`` multiplies each fragment's
+    drawn offset and leaves the random sequence alone (for MR, above about 1.8 a dark
+    lesion's offset can exceed its host's signal; the image is clipped at zero).
     """
     instances = np.zeros(grid.shape, dtype=np.uint16)
     offsets = np.zeros(grid.shape, dtype=np.float32)
@@ -99,7 +102,7 @@ def place_lesions(
             frag = (level <= 1.0) & inside[box]
             if int(frag.sum()) < MIN_FRAGMENT_VOXELS:
                 continue
-            contrast = _fragment_contrast(rng, modality, host, sign)
+            contrast = _fragment_contrast(rng, modality, host, sign) * contrast_scale
             instances[box][frag] = lesion_id
             offsets[box][frag] = contrast
             contrasts.append(round(contrast, 2))

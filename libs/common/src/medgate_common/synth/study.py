@@ -115,12 +115,15 @@ def generate_study(
     max_lesions: int = 4,
     lesion_count: int | None = None,
     lesion_scale: float = 1.0,
+    lesion_contrast: float = 1.0,
 ) -> SynthStudy:
     """Build one study in memory; nothing is written.
 
     ``lesion_count`` forces how many lesions are attempted (a lesion that finds no room in
     its host organ is dropped); by default about a quarter of studies are normal.
-    ``lesion_scale`` multiplies the lesions' radii (1.0: 5-16 mm).
+    ``lesion_scale`` multiplies the lesions' radii (1.0: 5-16 mm). ``lesion_contrast``
+    multiplies every fragment's signal offset (CT 1.0: 18-60 HU from the host organ) after
+    it is drawn, so a study at another contrast has the same lesions in the same places.
     """
     modality = modality.upper()
     if modality not in MODALITIES:
@@ -134,7 +137,7 @@ def generate_study(
     organs = ct_abdomen(grid, rng) if modality == "CT" else mr_brain(grid, rng)
     drawn = draw_lesion_count(rng, max_lesions)
     count = drawn if lesion_count is None else lesion_count
-    lesions, offsets, plans = place_lesions(grid, organs, table, modality, count, rng, lesion_scale)
+    lesions, offsets, plans = place_lesions(grid, organs, table, modality, count, rng, lesion_scale, lesion_contrast)
     image = _form_image(organs, offsets, table, modality, prof, grid, rng)
 
     if modality == "CT":
