@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from medgate_fl.experiment import Settings
 
 app = typer.Typer(help="Federated learning across sites (FedGSCA on Flower).", no_args_is_help=True)
 HOME = Path.home() / ".medgate" / "fl"
@@ -210,9 +213,9 @@ def cost_command(
         typer.echo(f"{key}: {value:.4g}")
 
 
-def _override(settings: Any, overrides: dict[str, Any]) -> Any:
-    """``settings`` (an experiment ``Settings``) with the options the caller gave; a
-    combination it rejects is a usage error, not a traceback."""
+def _override(settings: Settings, overrides: dict[str, Any]) -> Settings:
+    """``settings`` with the options the caller gave; a combination it rejects is a usage
+    error, not a traceback."""
     from dataclasses import replace
 
     try:

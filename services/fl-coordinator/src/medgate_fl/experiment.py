@@ -29,7 +29,7 @@ from flwr.app import ArrayRecord, MetricRecord
 from medgate_fl import data
 from medgate_fl.global_model import held_out_evaluator
 from medgate_fl.inprocess import federate
-from medgate_fl.task import build_model, evaluate, train_epochs
+from medgate_fl.task import build_model, checked_batch, evaluate, train_epochs
 
 #: Bump when a change to the code changes results, so cached runs are not reused.
 VERSION = 3
@@ -78,8 +78,7 @@ class Settings:
                 f"warm-up rounds ({self.warmup_rounds}) must be fewer than the rounds ({self.rounds}): "
                 "the selecting methods would never select"
             )
-        if self.batch_size < 2:
-            raise ValueError(f"batch size {self.batch_size}: at least 2 (BatchNorm needs two samples a step)")
+        checked_batch(self.batch_size)
 
 
 #: ``--quick``: a smoke configuration, a second or two per run on the dev machine.

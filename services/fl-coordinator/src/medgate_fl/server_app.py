@@ -24,7 +24,7 @@ from medgate_fl.rounds import MeteredGrid, RoundRecorder
 from medgate_fl.rundb import RoundMetrics, RunStore, migrate, public_config
 from medgate_fl.strategies import build_strategy
 from medgate_fl.strategies.base import SiteStrategy
-from medgate_fl.task import build_model
+from medgate_fl.task import build_model, checked_batch
 
 app = ServerApp()
 
@@ -49,9 +49,7 @@ def strategy_from(run: Mapping[str, object]) -> SiteStrategy:
 
 def train_config_from(run: Mapping[str, object]) -> ConfigRecord:
     """What every train message carries from the run config (the strategy adds its own keys)."""
-    batch = int(run.get("batch-size", 32))  # type: ignore[call-overload]
-    if batch < 2:
-        raise ValueError(f"batch-size {batch}: at least 2 (BatchNorm needs two samples a step)")
+    batch = checked_batch(int(run.get("batch-size", 32)))  # type: ignore[call-overload]
     config = ConfigRecord(
         {
             "lr": float(run.get("lr", 1e-3)),  # type: ignore[arg-type]

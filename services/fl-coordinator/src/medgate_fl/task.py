@@ -34,6 +34,17 @@ class TriageNet(nn.Module):
         return out
 
 
+#: The smallest minibatch that trains: BatchNorm needs two samples a step.
+MIN_BATCH = 2
+
+
+def checked_batch(size: int) -> int:
+    """``size`` if a site can train with it; a smaller one would skip every step silently."""
+    if size < MIN_BATCH:
+        raise ValueError(f"batch size {size}: at least {MIN_BATCH} (BatchNorm needs two samples a step)")
+    return size
+
+
 def build_model(classes: int, seed: int = 0) -> TriageNet:
     torch.manual_seed(seed)
     return TriageNet(classes)
@@ -83,7 +94,7 @@ def train_epochs(
         total, seen = 0.0, 0
         for i in range(0, len(y), batch):
             idx = order[i : i + batch]
-            if len(idx) < 2:
+            if len(idx) < MIN_BATCH:
                 continue  # BatchNorm needs two samples
             logits = model(x[idx])
             loss = functional.cross_entropy(logits, y[idx]) if a is None else credal_loss(logits, y[idx], a[idx]).mean()
