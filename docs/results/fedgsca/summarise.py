@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-ORDER = ("clean", "fedavg", "fedprox", "local-gmm", "fedgsca", "fedgsca-fixed", "fedgsca-ce")
+ORDER = ("clean", "fedavg", "fedprox", "local-gmm", "fedgsca", "fedgsca-fixed", "fedgsca-ce", "fedgsca+pcn")
 
 
 def _ms(values: list[float]) -> str:
@@ -30,7 +30,9 @@ def main(dirs: list[str]) -> None:
     groups: dict[tuple[str, float], dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for run in runs:
         p = run["params"]
-        groups[(p["noise"], p["rate"])][p["method"]].append(run)
+        # a run with per-class loss normalisation (`--per-class-norm`) is its own row
+        name = p["method"] + ("+pcn" if p.get("per_class_norm") else "")
+        groups[(p["noise"], p["rate"])][name].append(run)
     for (noise, rate), by_method in sorted(groups.items()):
         print(f"## {noise} {rate:g}\n")
         print(

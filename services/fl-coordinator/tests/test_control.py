@@ -81,8 +81,22 @@ def test_caller_cannot_set_coordinator_paths_or_unknown_keys(api: httpx.Client, 
     assert not settings.runs_dir.exists() or not any(settings.runs_dir.iterdir())
 
 
+def test_values_a_run_cannot_use_are_refused_before_the_superlink(api: httpx.Client, settings: FlSettings) -> None:
+    before = api.get("/v1/runs").json()
+    config = {"batch-size": 1, "task": "binery", "num-server-rounds": 2}
+    body = problem(api.post("/v1/runs", json={"config": config}), 400, "invalid_input")
+    assert [p.split(" = ")[0] for p in body["details"]["problems"]] == ["batch-size", "task"]
+    assert "batch-size" in body["detail"] and "binery" in body["detail"]
+    body = problem(api.post("/v1/runs", json={"config": {"num-server-rounds": 2, "warmup-rounds": 2}}), 400,
+                   "invalid_input")  # fmt: skip
+    assert "never select" in body["detail"]
+    # Nothing was written or submitted: no app folder, no run row.
+    assert not settings.runs_dir.exists() or not any(settings.runs_dir.iterdir())
+    assert api.get("/v1/runs").json() == before
+
+
 def test_a_run_the_superlink_does_not_take_is_a_502(api: httpx.Client) -> None:
     before = api.get("/v1/runs").json()
-    body = problem(api.post("/v1/runs", json={"config": {"num-server-rounds": 1}}), 502, "run_not_submitted")
+    body = problem(api.post("/v1/runs", json={"config": {"num-server-rounds": 2}}), 502, "run_not_submitted")
     assert "unavailable" in body["details"]["reason"]
     assert api.get("/v1/runs").json() == before

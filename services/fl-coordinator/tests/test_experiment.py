@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from medgate_fl import experiment
+from medgate_fl import experiment, noise
 from medgate_fl.cli import app
 
 METHODS = ["fedavg", "clean", "fedgsca"]
@@ -56,6 +57,21 @@ def test_ablations_map_to_config() -> None:
     assert local["strategy"] == "local-gmm"
 
 
+def test_the_binary_grid_asks_for_no_rate_its_sites_cannot_have() -> None:
+    """Every rate of the default grid reaches the sites as asked (no cap lowers it), so two
+    settings are never the same run under two names."""
+    for task, classes in (("binary", 2), ("multiclass", 4)):
+        plan = experiment.default_noise(task)
+        assert set(plan) == {"symmetric", "asymmetric", "extreme", "heterogeneous"}
+        assert all(len(set(rates)) == 2 for rates in plan.values())
+        for kind, rates in plan.items():
+            for rate in rates:
+                sites = noise.site_noise_plan(kind, rate, 10, classes, seed=0)
+                assert np.mean([s.rate for s in sites]) == pytest.approx(rate) or kind == "extreme"
+                assert all(s.rate == pytest.approx(rate) for s in sites if kind == "extreme" and s.kind != "clean")
+    assert experiment.default_noise("binary")["extreme"] == experiment.BINARY_EXTREME
+
+
 def test_quick_grid_is_sane_cached_and_deterministic(tmp_path: Path, cache: Path) -> None:
     specs = experiment.grid(METHODS, {"symmetric": (0.4,)}, [0], experiment.QUICK)
     results = experiment.run_grid(specs, tmp_path / "a", cache)
@@ -94,6 +110,11 @@ def test_cli_quick_writes_runs_and_tables(tmp_path: Path, cache: Path) -> None:
     assert len(runs) == 1
     assert json.loads(runs[0].read_text())["params"]["rounds"] == 2
     assert "| fedavg |" in (tmp_path / "results.md").read_text()
+    assert json.loads(runs[0].read_text())["params"]["per_class_norm"] is False
+    normed = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "pcn"), "--per-class-norm"])
+    assert normed.exit_code == 0, normed.output
+    (run,) = (tmp_path / "pcn" / "runs").glob("*.json")
+    assert json.loads(run.read_text())["params"]["per_class_norm"] is True
 
 
 def test_cost_comparison(cache: Path) -> None:

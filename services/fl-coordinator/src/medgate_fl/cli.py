@@ -118,6 +118,9 @@ def experiment_command(
     warmup_rounds: int | None = typer.Option(
         None, min=0, help="Override the FedAvg warm-up rounds of the selecting methods (FedGSCA, local GMM)"
     ),
+    per_class_norm: bool = typer.Option(
+        False, "--per-class-norm", help="Selecting methods normalise losses within each given label, not site-wide"
+    ),
 ) -> None:
     """Methods x noise type x rate x seeds, in process; resumable (each run cached by its key)."""
 
@@ -126,18 +129,19 @@ def experiment_command(
     settings = experiment.QUICK if quick else experiment.Settings()
     overrides: dict[str, Any] = {"sites": sites, "rounds": rounds, "per_site": per_site, "task": task,
                                  "local_epochs": local_epochs, "lr": lr, "batch_size": batch_size,
-                                 "warmup_rounds": warmup_rounds}  # fmt: skip
+                                 "warmup_rounds": warmup_rounds, "per_class_norm": per_class_norm or None}  # fmt: skip
     settings = _override(settings, overrides)
     methods = method or list(experiment.METHODS)
     unknown = set(methods) - set(experiment.METHODS)
     if unknown:
         raise typer.BadParameter(f"unknown methods {sorted(unknown)}; one of {list(experiment.METHODS)}")
-    plan: dict[str, tuple[float, ...]] = dict(experiment.DEFAULT_NOISE)
+    defaults = experiment.default_noise(settings.task)
+    plan = dict(defaults)
     if noise:
         plan = {}
         for item in noise:
             kind, _, rates = item.partition(":")
-            plan[kind] = tuple(float(r) for r in rates.split(",")) if rates else experiment.DEFAULT_NOISE[kind]
+            plan[kind] = tuple(float(r) for r in rates.split(",")) if rates else defaults[kind]
     specs = experiment.grid(methods, plan, range(seeds), settings)
     results = []
     for i, spec in enumerate(specs, 1):

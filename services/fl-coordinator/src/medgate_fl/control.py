@@ -5,7 +5,8 @@ local SuperLink with ``flwr run`` (as :mod:`medgate_fl.deploy` does); the run's 
 Flower's. The ServerApp itself records the run's status and every round's metrics in the
 database (``metrics-db``, set here), which ``GET /v1/runs/{id}`` and ``.../rounds`` read.
 Paths on the coordinator (``out-dir``, ``wire-log``, ``metrics-db``, ``cache-dir``) are
-chosen here, never by the caller. Errors are problem+json (:mod:`medgate_common.api`).
+chosen here, never by the caller, and values out of range (:mod:`medgate_fl.runconfig`) are
+refused before the SuperLink sees the run. Errors are problem+json (:mod:`medgate_common.api`).
 """
 
 from __future__ import annotations
@@ -24,18 +25,10 @@ from pydantic import BaseModel, Field
 from medgate_common.api.problems import install_error_handlers
 from medgate_common.errors import InputError, MedgateError, NotFoundError
 from medgate_fl import deploy
+from medgate_fl.runconfig import RUN_KEYS, ConfigValue, problems
 from medgate_fl.rundb import FlRound, FlRun, RunStore, migrate
 from medgate_fl.settings import FlSettings
 
-ConfigValue = bool | int | float | str
-#: Keys a caller may set (the ServerApp/ClientApp run config, docs/fl.md).
-RUN_KEYS = frozenset(
-    {
-        "num-server-rounds", "per-site", "test-count", "seed", "dirichlet-alpha", "task", "noise", "noise-rate",
-        "warmup-rounds", "min-sites", "fraction-evaluate", "lr", "local-epochs", "thresholds", "loss", "strategy",
-        "min-replies", "round-timeout", "proximal-mu", "per-class-norm", "batch-size",
-    }
-)  # fmt: skip
 SUBMIT_TIMEOUT = 120.0
 
 
@@ -102,6 +95,9 @@ def submit(settings: FlSettings, config: dict[str, ConfigValue]) -> tuple[int, d
     unknown = sorted(set(config) - RUN_KEYS)
     if unknown:
         raise InputError(f"unknown or reserved run config keys: {', '.join(unknown)}", allowed=sorted(RUN_KEYS))
+    bad = problems(config)
+    if bad:
+        raise InputError(f"run config values a run cannot use: {'; '.join(bad)}", problems=bad)
     folder = settings.runs_dir / uuid.uuid4().hex
     out = folder / "out"
     full: dict[str, ConfigValue] = {

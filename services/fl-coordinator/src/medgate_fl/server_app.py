@@ -21,6 +21,7 @@ from flwr.serverapp.strategy import Result
 from medgate_fl.data import num_classes
 from medgate_fl.global_model import export_global_model, held_out_evaluator
 from medgate_fl.rounds import MeteredGrid, RoundRecorder
+from medgate_fl.runconfig import problems
 from medgate_fl.rundb import RoundMetrics, RunStore, migrate, public_config
 from medgate_fl.strategies import build_strategy
 from medgate_fl.strategies.base import SiteStrategy
@@ -124,6 +125,9 @@ def _recording(store: RunStore | None, run_id: int) -> Callable[[RoundMetrics], 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     run = dict(context.run_config)
+    bad = problems(run)
+    if bad:  # the control API refuses these; a run started by hand stops here, before round 1
+        raise ValueError(f"run config values a run cannot use: {'; '.join(bad)}")
     task = str(run.get("task", "multiclass"))
     test_count = int(run.get("test-count", 60))
     cache = run.get("cache-dir")

@@ -52,9 +52,10 @@ class Site:
 def load_site(cfg: SiteConfig) -> Site:
     raw = data.site_data(cfg.site_id, cfg.per_site, cfg.seed, cfg.alpha, cache_dir=cfg.cache_dir)
     truth = data.task_labels(raw.labels, cfg.task)
-    plan = noise.site_noise_plan(cfg.noise, cfg.noise_rate, cfg.num_sites, cfg.seed)[cfg.site_id]
+    classes = data.num_classes(cfg.task)
+    plan = noise.site_noise_plan(cfg.noise, cfg.noise_rate, cfg.num_sites, classes, cfg.seed)[cfg.site_id]
     rng = np.random.default_rng([cfg.seed, cfg.site_id, 41])
-    noisy = noise.corrupt(truth, plan, data.num_classes(cfg.task), rng)
+    noisy = noise.corrupt(truth, plan, classes, rng)
     test = data.held_out_data(cfg.test_count, cfg.seed, cache_dir=cfg.cache_dir)
     return Site(cfg, raw.images, noisy, truth, test.images, data.task_labels(test.labels, cfg.task))
 
