@@ -16,6 +16,7 @@ from flwr.clientapp import ClientApp
 
 from medgate_fl import gmm
 from medgate_fl.adjust import AdaptiveThresholds
+from medgate_fl.runconfig import DEFAULTS
 from medgate_fl.site import SiteConfig, evaluate_site, load_site, normalised_losses, train_round
 from medgate_fl.task import build_model, predict
 
@@ -36,7 +37,7 @@ def site_config(context: Context) -> SiteConfig:
         site_id=int(node["site-id"]),
         num_sites=int(node["num-sites"]),
         per_site=int(run.get("per-site", 120)),
-        test_count=int(run.get("test-count", 60)),
+        test_count=int(run.get("test-count", DEFAULTS["test-count"])),
         seed=int(run.get("seed", 0)),
         alpha=float(run.get("dirichlet-alpha", 1.0)),
         task=str(run.get("task", "multiclass")),

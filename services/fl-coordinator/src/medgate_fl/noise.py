@@ -19,15 +19,16 @@ Definitions (``rate`` is the probability that a sample's label is corrupted):
 **Every site's rate stays below the point where its labels stop pointing to the truth**
 (:func:`rate_cap`): the fraction of class-``c`` studies labelled ``c`` must be higher than
 the fraction of any other class's studies labelled ``c``. Symmetric noise breaks that at
-``(C-1)/C``, where every label is equally likely whatever the truth; the four-class confusion map swaps normal and
-hypodense, which breaks at 0.5; binary misses (present -> absent only) keep a "present"
-label certain at any rate below 1 (noise rates rho+ + rho- < 1). A site is capped
+``(C-1)/C``, where every label is equally likely whatever the truth; the four-class
+confusion map swaps normal and hypodense, which breaks at 0.5; binary misses (present ->
+absent only) keep a "present" label certain at any rate below 1 (noise rates
+rho+ + rho- < 1). A site is capped
 ``MARGIN`` below that limit, and in the heterogeneous setting what the cap takes off is
 given to the sites with room, so the average still holds. Without the cap a binary
 symmetric site at 0.68 has two thirds of its labels inverted: it teaches the opposite
-task, and no noise-robust method can tell that from its losses. (For the binary task this
-makes both extreme rates 0.45: extreme noise means something only for the four-class
-variant there.)
+task, and no noise-robust method can tell that from its losses. A rate asked for above a
+cap is lowered to it (the experiment grid's defaults stay under the caps:
+``experiment.default_noise``).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Mapping
 
 from medgate_fl.noise import NOISE_KINDS
-from medgate_fl.strategies import STRATEGIES
+from medgate_fl.strategies import SELECTING, STRATEGIES
 from medgate_fl.task import MIN_BATCH
 
 ConfigValue = bool | int | float | str
@@ -82,7 +82,8 @@ CHECKS: dict[str, Check] = {
 #: Keys a caller may set; the coordinator's own (``out-dir``, ``wire-log``, ``metrics-db``,
 #: ``cache-dir``) are not among them.
 RUN_KEYS = frozenset(CHECKS)
-#: What the ServerApp uses when a key is absent (only those the cross-key rules need).
+#: What the ServerApp and ClientApp use when these keys are absent (the cross-key rules
+#: below need them).
 DEFAULTS: dict[str, ConfigValue] = {
     "strategy": "fedgsca", "num-server-rounds": 2, "warmup-rounds": 1, "test-count": 60, "fraction-evaluate": 1.0,
 }  # fmt: skip
@@ -97,7 +98,7 @@ def problems(config: Mapping[str, object]) -> list[str]:
         return found
     merged = {**DEFAULTS, **config}
     rounds, warmup = merged["num-server-rounds"], merged["warmup-rounds"]
-    if merged["strategy"] in ("fedgsca", "local-gmm") and warmup >= rounds:  # type: ignore[operator]
+    if merged["strategy"] in SELECTING and warmup >= rounds:  # type: ignore[operator]
         found.append(f"warmup-rounds = {warmup} must be fewer than num-server-rounds = {rounds}: it would never select")
     if merged["fraction-evaluate"] > 0 and merged["test-count"] == 0:  # type: ignore[operator]
         found.append("test-count = 0 leaves the sites nothing to evaluate on: set fraction-evaluate = 0 as well")

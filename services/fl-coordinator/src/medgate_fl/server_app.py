@@ -21,7 +21,7 @@ from flwr.serverapp.strategy import Result
 from medgate_fl.data import num_classes
 from medgate_fl.global_model import export_global_model, held_out_evaluator
 from medgate_fl.rounds import MeteredGrid, RoundRecorder
-from medgate_fl.runconfig import problems
+from medgate_fl.runconfig import DEFAULTS, problems
 from medgate_fl.rundb import RoundMetrics, RunStore, migrate, public_config
 from medgate_fl.strategies import build_strategy
 from medgate_fl.strategies.base import SiteStrategy
@@ -37,12 +37,12 @@ def strategy_from(run: Mapping[str, object]) -> SiteStrategy:
     # A dead site costs the selector's query the same wait as a training round.
     timeout = float(run.get("round-timeout", 600.0))  # type: ignore[arg-type]
     return build_strategy(
-        str(run.get("strategy", "fedgsca")),
+        str(run.get("strategy", DEFAULTS["strategy"])),
         min_sites=sites,
         min_replies=int(run.get("min-replies", 1)),  # type: ignore[call-overload]
-        warmup_rounds=int(run.get("warmup-rounds", 1)),  # type: ignore[call-overload]
+        warmup_rounds=int(run.get("warmup-rounds", DEFAULTS["warmup-rounds"])),  # type: ignore[call-overload]
         proximal_mu=float(run.get("proximal-mu", 0.01)),  # type: ignore[arg-type]
-        fraction_evaluate=float(run.get("fraction-evaluate", 1.0)),  # type: ignore[arg-type]
+        fraction_evaluate=float(run.get("fraction-evaluate", DEFAULTS["fraction-evaluate"])),  # type: ignore[arg-type]
         wire_log=Path(str(wire)) if wire else None,
         selector_timeout=timeout,
     )
@@ -76,7 +76,7 @@ def run_strategy(
     result = strategy.start(
         grid=grid,
         initial_arrays=ArrayRecord(model.state_dict()),
-        num_rounds=int(run.get("num-server-rounds", 2)),  # type: ignore[call-overload]
+        num_rounds=int(run.get("num-server-rounds", DEFAULTS["num-server-rounds"])),  # type: ignore[call-overload]
         timeout=float(run.get("round-timeout", 3600.0)),  # type: ignore[arg-type]
         train_config=train_config_from(run),
         evaluate_fn=evaluate_fn,
@@ -129,7 +129,7 @@ def main(grid: Grid, context: Context) -> None:
     if bad:  # the control API refuses these; a run started by hand stops here, before round 1
         raise ValueError(f"run config values a run cannot use: {'; '.join(bad)}")
     task = str(run.get("task", "multiclass"))
-    test_count = int(run.get("test-count", 60))
+    test_count = int(run.get("test-count", DEFAULTS["test-count"]))
     cache = run.get("cache-dir")
     evaluate = (
         held_out_evaluator(task, test_count, int(run.get("seed", 0)), Path(str(cache)) if cache else None)

@@ -13,6 +13,8 @@ from medgate_fl.strategies.fedprox import FedProxBaseline
 from medgate_fl.strategies.local_gmm import LocalGMM
 
 STRATEGIES = ("fedgsca", "fedavg", "fedprox", "local-gmm", "clean")
+#: The strategies that select samples after a FedAvg warm-up (run config ``warmup-rounds``).
+SELECTING = ("fedgsca", "local-gmm")
 
 
 def build_strategy(
