@@ -1,13 +1,18 @@
 """Summarise `medgate fl experiment` run files: per method and setting, over seeds.
 
-Usage: python docs/results/fedgsca/summarise.py RUNS_DIR [RUNS_DIR ...]
+Usage: python docs/results/fedgsca/summarise.py [--overview] RUNS_DIR [RUNS_DIR ...]
 
 Prints, per noise setting and method: the accuracy at the last round and the mean accuracy
 over the last 10 rounds (mean ± std over seeds, and each seed's value), macro-F1,
 minority-class recall, selection precision/recall, and the cost per round after the warm-up
 (seconds and serialised bytes) as a ratio to FedAvg's in the same setting. The last-10
 mean is steadier than one round's accuracy (a round moves the held-out accuracy by 1-3
-points on 300 slices)."""
+points on 300 slices).
+
+``--overview`` prints one line per task and noise setting instead: FedAvg, FedGSCA (at its
+defaults) and the clean bound of the same seeds, and FedGSCA's lead over FedAvg seed by
+seed. The clean bound never reads the noisy labels, so a seed's clean run serves every
+noise setting of that seed and task."""
 
 from __future__ import annotations
 
@@ -18,23 +23,74 @@ from pathlib import Path
 
 import numpy as np
 
-ORDER = ("clean", "fedavg", "fedprox", "local-gmm", "fedgsca", "fedgsca-fixed", "fedgsca-ce", "fedgsca+pcn")
+SELECTING = ("local-gmm", "fedgsca", "fedgsca-fixed", "fedgsca-ce")
+ORDER = ("clean", "fedavg", "fedprox", *SELECTING, *(f"{m}/site-norm" for m in SELECTING))
 
 
 def _ms(values: list[float]) -> str:
     return f"{np.mean(values):.3f} ± {np.std(values):.3f}" if values else "-"
 
 
-def main(dirs: list[str]) -> None:
-    runs = [json.loads(p.read_text()) for d in dirs for p in sorted(Path(d).glob("*.json"))]
-    groups: dict[tuple[str, float], dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+def _load(dirs: list[str]) -> list[dict]:
+    return [json.loads(p.read_text()) for d in dirs for p in sorted(Path(d).glob("*.json"))]
+
+
+def _last10(run: dict) -> float:
+    return float(np.mean([r["accuracy"] for r in run["rounds"][-10:]]))
+
+
+def _at_defaults(run: dict) -> bool:
+    """A run at the grid's default settings (any task; normalisation judged by the caller)."""
+    from dataclasses import asdict
+
+    from medgate_fl.experiment import Settings
+
+    wanted = {k: v for k, v in asdict(Settings()).items() if k not in ("task", "per_class_norm")}
+    return all(run["params"].get(k) == v for k, v in wanted.items())
+
+
+def overview(dirs: list[str]) -> None:
+    by: dict[tuple[str, str, float], dict[str, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
+    clean: dict[tuple[str, int], dict] = {}
+    # the newest code version of each run at the default settings
+    runs = sorted((r for r in _load(dirs) if _at_defaults(r)), key=lambda r: r["params"]["version"])
     for run in runs:
         p = run["params"]
-        # a run with per-class loss normalisation (`--per-class-norm`) is its own row
-        name = p["method"] + ("+pcn" if p.get("per_class_norm") else "")
-        groups[(p["noise"], p["rate"])][name].append(run)
-    for (noise, rate), by_method in sorted(groups.items()):
-        print(f"## {noise} {rate:g}\n")
+        if p["method"] == "clean":
+            clean[(p["task"], p["seed"])] = run
+        elif p["method"] in ("fedavg", "fedgsca") and (p["method"] == "fedavg" or p.get("per_class_norm")):
+            by[(p["task"], p["noise"], p["rate"])][p["method"]][p["seed"]] = run
+    print("| task | noise | rate | seeds | FedAvg | FedGSCA | clean (same seeds) | FedGSCA - FedAvg, per seed "
+          "| FedGSCA - FedAvg, last-10 means | FedGSCA under clean |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for (task, noise, rate), methods in sorted(by.items()):
+        seeds = sorted(set(methods["fedavg"]) & set(methods["fedgsca"]))
+        if not seeds:
+            continue
+        avg = [methods["fedavg"][s]["summary"]["accuracy"] for s in seeds]
+        gsca = [methods["fedgsca"][s]["summary"]["accuracy"] for s in seeds]
+        ref = [clean[(task, s)]["summary"]["accuracy"] for s in seeds if (task, s) in clean]
+        lead = " ".join(f"{100 * (g - a):+.1f}" for g, a in zip(gsca, avg, strict=True))
+        lead10 = " ".join(
+            f"{100 * (_last10(methods['fedgsca'][s]) - _last10(methods['fedavg'][s])):+.1f}" for s in seeds
+        )
+        under = f"{100 * (np.mean(ref) - np.mean(gsca)):.1f}" if len(ref) == len(seeds) else "-"
+        print(f"| {task} | {noise} | {rate:g} | {','.join(map(str, seeds))} | {_ms(avg)} | {_ms(gsca)} "
+              f"| {_ms(ref) if len(ref) == len(seeds) else '-'} | {lead} | {lead10} | {under} |")  # fmt: skip
+
+
+def main(dirs: list[str]) -> None:
+    runs = _load(dirs)
+    groups: dict[tuple[str, str, float], dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for run in runs:
+        p = run["params"]
+        # a selecting run with site-wide loss normalisation (`--site-norm`; the default before
+        # 2026-11-27) is its own row; per-class normalisation is the default now
+        site_norm = p["method"] in SELECTING and not p.get("per_class_norm")
+        name = p["method"] + ("/site-norm" if site_norm else "")
+        groups[(p["task"], p["noise"], p["rate"])][name].append(run)
+    for (task, noise, rate), by_method in sorted(groups.items()):
+        print(f"## {task}: {noise} {rate:g}\n")
         print(
             "| method | seeds | accuracy, last round | accuracy, mean of last 10 rounds | per seed (last 10) "
             "| macro-F1 | minority recall | selection P / R | s/round vs FedAvg | bytes/round vs FedAvg |"
@@ -49,7 +105,7 @@ def main(dirs: list[str]) -> None:
 
         for method in [m for m in ORDER if m in by_method]:
             rs = sorted(by_method[method], key=lambda r: r["params"]["seed"])
-            last10 = [float(np.mean([r["accuracy"] for r in run["rounds"][-10:]])) for run in rs]
+            last10 = [_last10(run) for run in rs]
             s = [run["summary"] for run in rs]
             sel = (
                 _ms([x["selection-precision"] for x in s if x["selection-precision"] is not None])
@@ -70,9 +126,12 @@ def main(dirs: list[str]) -> None:
         for method in [m for m in ORDER if m in by_method]:
             for run in sorted(by_method[method], key=lambda r: r["params"]["seed"]):
                 trace = " ".join(f"{r['accuracy']:.2f}" for r in run["rounds"])
-                print(f"{method:14s} s{run['params']['seed']} {trace}")
+                print(f"{method:24s} s{run['params']['seed']} {trace}")
         print("```\n")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if sys.argv[1:2] == ["--overview"]:
+        overview(sys.argv[2:])
+    else:
+        main(sys.argv[1:])

@@ -32,7 +32,7 @@ def test_key_covers_every_parameter() -> None:
                 ("per_site", 25),
                 ("rounds", 5),
                 ("lr", 0.02),
-                ("per_class_norm", True),
+                ("per_class_norm", False),
                 ("warmup_rounds", 2),
                 ("local_epochs", 2),
                 ("alpha", 0.5),
@@ -46,6 +46,21 @@ def test_key_covers_every_parameter() -> None:
         keys.add(changed.key)
     assert len(keys) == 17
     assert experiment.RunSpec("fedgsca", "symmetric", 0.4, 0, experiment.QUICK).key == base.key
+
+
+def test_normalisation_belongs_to_the_selecting_methods_only() -> None:
+    site_wide = experiment.Settings(**{**vars(experiment.QUICK), "per_class_norm": False})
+    for method in experiment.METHODS:
+        default = experiment.RunSpec(method, "symmetric", 0.4, 0, experiment.QUICK)
+        other = experiment.RunSpec(method, "symmetric", 0.4, 0, site_wide)
+        if method in experiment.SELECTING:
+            assert default.run_config()["per-class-norm"] is True
+            assert other.run_config()["per-class-norm"] is False
+            assert default.key != other.key
+        else:
+            # FedAvg, FedProx and the clean bound run identically either way: one key, one run.
+            assert "per-class-norm" not in default.run_config()
+            assert default.key == other.key
 
 
 def test_ablations_map_to_config() -> None:
@@ -110,11 +125,15 @@ def test_cli_quick_writes_runs_and_tables(tmp_path: Path, cache: Path) -> None:
     assert len(runs) == 1
     assert json.loads(runs[0].read_text())["params"]["rounds"] == 2
     assert "| fedavg |" in (tmp_path / "results.md").read_text()
+    # FedAvg does not select, so the normalisation is not part of its run (nor of its key).
     assert json.loads(runs[0].read_text())["params"]["per_class_norm"] is False
-    normed = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "pcn"), "--per-class-norm"])
-    assert normed.exit_code == 0, normed.output
-    (run,) = (tmp_path / "pcn" / "runs").glob("*.json")
-    assert json.loads(run.read_text())["params"]["per_class_norm"] is True
+    selecting = [a if a != "fedavg" else "fedgsca" for a in args]
+    for flag, expected in (([], True), (["--site-norm"], False)):
+        out = tmp_path / f"fedgsca{len(flag)}"
+        done = CliRunner().invoke(app, [*selecting, "--out", str(out), *flag])
+        assert done.exit_code == 0, done.output
+        (run,) = (out / "runs").glob("*.json")
+        assert json.loads(run.read_text())["params"]["per_class_norm"] is expected
 
 
 def test_cost_comparison(cache: Path) -> None:

@@ -27,6 +27,8 @@ def test_every_key_has_a_rule_and_good_values_pass() -> None:
     assert problems({"lr": 1, "num-server-rounds": 3.0}) == []  # JSON may send 1 for 1.0 and 3.0 for 3
     strategy_from(GOOD)  # what passes here also builds
     assert train_config_from(GOOD)["batch-size"] == 8
+    assert train_config_from(GOOD)["per-class-norm"] is False  # site-wide, as asked
+    assert train_config_from({})["per-class-norm"] is True  # per given label unless asked otherwise
 
 
 @pytest.mark.parametrize(

@@ -119,7 +119,9 @@ def experiment_command(
         None, min=0, help="Override the FedAvg warm-up rounds of the selecting methods (FedGSCA, local GMM)"
     ),
     per_class_norm: bool = typer.Option(
-        False, "--per-class-norm", help="Selecting methods normalise losses within each given label, not site-wide"
+        True,
+        "--per-class-norm/--site-norm",
+        help="Selecting methods normalise losses within each given label (the default) or site-wide",
     ),
 ) -> None:
     """Methods x noise type x rate x seeds, in process; resumable (each run cached by its key)."""
@@ -129,7 +131,7 @@ def experiment_command(
     settings = experiment.QUICK if quick else experiment.Settings()
     overrides: dict[str, Any] = {"sites": sites, "rounds": rounds, "per_site": per_site, "task": task,
                                  "local_epochs": local_epochs, "lr": lr, "batch_size": batch_size,
-                                 "warmup_rounds": warmup_rounds, "per_class_norm": per_class_norm or None}  # fmt: skip
+                                 "warmup_rounds": warmup_rounds, "per_class_norm": per_class_norm}  # fmt: skip
     settings = _override(settings, overrides)
     methods = method or list(experiment.METHODS)
     unknown = set(methods) - set(experiment.METHODS)

@@ -64,7 +64,7 @@ def query_gmm(msg: Message, context: Context) -> Message:
     model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
     config = msg.content.config_records["config"]
     probs = predict(model, site.images)
-    losses = normalised_losses(site, model, bool(config.get("per-class-norm", False)), probs)
+    losses = normalised_losses(site, model, bool(config.get("per-class-norm", DEFAULTS["per-class-norm"])), probs)
     local = gmm.fit(losses, init=mixture_from(config))
     context.state[PROBS_KEY] = ArrayRecord({"probs": Array(probs.numpy())})
     context.state[PROBS_KEY + "-round"] = ConfigRecord({"server-round": int(config.get("server-round", -1))})  # type: ignore[arg-type]
@@ -101,7 +101,7 @@ def train(msg: Message, context: Context) -> Message:
         batch=int(config.get("batch-size", 32)),  # type: ignore[arg-type]
         mixture=mixture_from(config),
         thresholds=thresholds,
-        per_class=bool(config.get("per-class-norm", False)),
+        per_class=bool(config.get("per-class-norm", DEFAULTS["per-class-norm"])),
         credal=str(config.get("loss", "credal")) == "credal",
         proximal_mu=float(config.get("proximal-mu", 0.0)),  # type: ignore[arg-type]
         selector=str(config.get("selector", "global")),

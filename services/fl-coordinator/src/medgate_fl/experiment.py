@@ -81,7 +81,10 @@ class Settings:
     alpha: float = 1.0
     task: str = "binary"
     proximal_mu: float = 0.01
-    per_class_norm: bool = False
+    #: The selecting methods normalise each site's losses within each given label (not site-wide):
+    #: with site-wide normalisation a minority class can be read as noise as a whole and the
+    #: federation collapses to the majority class (docs/results/fedgsca.md, section 2).
+    per_class_norm: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.warmup_rounds < self.rounds:
@@ -105,8 +108,13 @@ class RunSpec:
     settings: Settings = field(default_factory=Settings)
 
     def params(self) -> dict[str, Any]:
+        settings = asdict(self.settings)
+        if self.method not in SELECTING:
+            # Normalisation only shapes selection: a method that does not select runs the same
+            # either way, so its key (and a cached run) does not depend on it.
+            settings["per_class_norm"] = False
         return {"version": VERSION, "method": self.method, "noise": self.noise, "rate": self.rate,
-                "seed": self.seed, **asdict(self.settings)}  # fmt: skip
+                "seed": self.seed, **settings}  # fmt: skip
 
     @property
     def key(self) -> str:
@@ -134,8 +142,8 @@ class RunSpec:
             "proximal-mu": s.proximal_mu,
             **overrides,
         }
-        if s.per_class_norm:
-            config["per-class-norm"] = True
+        if self.method in SELECTING:
+            config["per-class-norm"] = s.per_class_norm
         return config
 
 

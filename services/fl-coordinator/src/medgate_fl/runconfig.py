@@ -86,6 +86,7 @@ RUN_KEYS = frozenset(CHECKS)
 #: below need them).
 DEFAULTS: dict[str, ConfigValue] = {
     "strategy": "fedgsca", "num-server-rounds": 2, "warmup-rounds": 1, "test-count": 60, "fraction-evaluate": 1.0,
+    "per-class-norm": True,
 }  # fmt: skip
 
 

@@ -51,18 +51,16 @@ def strategy_from(run: Mapping[str, object]) -> SiteStrategy:
 def train_config_from(run: Mapping[str, object]) -> ConfigRecord:
     """What every train message carries from the run config (the strategy adds its own keys)."""
     batch = checked_batch(int(run.get("batch-size", 32)))  # type: ignore[call-overload]
-    config = ConfigRecord(
+    return ConfigRecord(
         {
             "lr": float(run.get("lr", 1e-3)),  # type: ignore[arg-type]
             "local-epochs": int(run.get("local-epochs", 1)),  # type: ignore[call-overload]
             "batch-size": batch,
             "thresholds": str(run.get("thresholds", "adaptive")),
             "loss": str(run.get("loss", "credal")),
+            "per-class-norm": bool(run.get("per-class-norm", DEFAULTS["per-class-norm"])),
         }
     )
-    if run.get("per-class-norm"):
-        config["per-class-norm"] = True
-    return config
 
 
 def run_strategy(
