@@ -19,11 +19,15 @@ from __future__ import annotations
 import json
 import sys
 from collections import defaultdict
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-SELECTING = ("local-gmm", "fedgsca", "fedgsca-fixed", "fedgsca-ce")
+from medgate_fl.experiment import SELECTING, Settings
+
+#: The grid's default settings, task and normalisation aside (``_at_defaults``).
+DEFAULTS = {k: v for k, v in asdict(Settings()).items() if k not in ("task", "per_class_norm")}
 ORDER = ("clean", "fedavg", "fedprox", *SELECTING, *(f"{m}/site-norm" for m in SELECTING))
 
 
@@ -41,12 +45,7 @@ def _last10(run: dict) -> float:
 
 def _at_defaults(run: dict) -> bool:
     """A run at the grid's default settings (any task; normalisation judged by the caller)."""
-    from dataclasses import asdict
-
-    from medgate_fl.experiment import Settings
-
-    wanted = {k: v for k, v in asdict(Settings()).items() if k not in ("task", "per_class_norm")}
-    return all(run["params"].get(k) == v for k, v in wanted.items())
+    return all(run["params"].get(k) == v for k, v in DEFAULTS.items())
 
 
 def overview(dirs: list[str]) -> None:

@@ -83,7 +83,7 @@ class Settings:
     proximal_mu: float = 0.01
     #: The selecting methods normalise each site's losses within each given label (not site-wide):
     #: with site-wide normalisation a minority class can be read as noise as a whole and the
-    #: federation collapses to the majority class (docs/results/fedgsca.md, section 2).
+    #: federation collapses to the majority class (docs/results/fedgsca.md, section 3).
     per_class_norm: bool = True
 
     def __post_init__(self) -> None:
