@@ -10,9 +10,16 @@ mean is steadier than one round's accuracy (a round moves the held-out accuracy 
 points on 300 slices).
 
 ``--overview`` prints one line per task and noise setting instead: FedAvg, FedGSCA (at its
-defaults) and the clean bound of the same seeds, and FedGSCA's lead over FedAvg seed by
-seed. The clean bound never reads the noisy labels, so a seed's clean run serves every
-noise setting of that seed and task."""
+defaults), FedGSCA with the min-max scoring it had before (where run), and the clean bound
+of the same seeds, and FedGSCA's lead over FedAvg seed by seed.
+
+A selecting method's row name carries its scoring when that is not today's default:
+``/minmax`` (min-max within each label, the federation's BatchNorm statistics: the default
+of 2026-11-27, stop 21), ``/site-norm`` (min-max over the site: the default before), and
+``/site-bn-only`` or ``/probability-only`` for one of today's two changes alone.
+
+The clean bound never reads the noisy labels, so a seed's clean run serves every noise
+setting of that seed and task."""
 
 from __future__ import annotations
 
@@ -24,11 +31,26 @@ from pathlib import Path
 
 import numpy as np
 
-from medgate_fl.experiment import SELECTING, Settings
+from medgate_fl.experiment import SCORING_BEFORE, SELECTING, Settings
 
-#: The grid's default settings, task and normalisation aside (``_at_defaults``).
-DEFAULTS = {k: v for k, v in asdict(Settings()).items() if k not in ("task", "per_class_norm")}
-ORDER = ("clean", "fedavg", "fedprox", *SELECTING, *(f"{m}/site-norm" for m in SELECTING))
+SCORING = ("per_class_norm", *SCORING_BEFORE)
+#: The grid's default settings, task and the selector's scoring aside (``_at_defaults``).
+DEFAULTS = {k: v for k, v in asdict(Settings()).items() if k not in ("task", *SCORING)}
+TAGS = ("", "/minmax", "/site-norm", "/site-bn-only", "/probability-only")
+ORDER = ("clean", "fedavg", "fedprox", *(f"{m}{tag}" for tag in TAGS for m in SELECTING))
+
+
+def scoring_tag(params: dict) -> str:
+    """The row suffix of a run's scoring ("" for today's default or a method that does not select)."""
+    if params["method"] not in SELECTING:
+        return ""
+    scale = params.get("loss_scale", SCORING_BEFORE["loss_scale"])
+    site_bn = params.get("site_bn", SCORING_BEFORE["site_bn"])
+    if not params.get("per_class_norm"):
+        return "/site-norm" if (scale, site_bn) == tuple(SCORING_BEFORE.values()) else "/other"
+    if scale == "probability":
+        return "" if site_bn else "/probability-only"
+    return "/site-bn-only" if site_bn else "/minmax"
 
 
 def _ms(values: list[float]) -> str:
@@ -57,11 +79,11 @@ def overview(dirs: list[str]) -> None:
         p = run["params"]
         if p["method"] == "clean":
             clean[(p["task"], p["seed"])] = run
-        elif p["method"] in ("fedavg", "fedgsca") and (p["method"] == "fedavg" or p.get("per_class_norm")):
-            by[(p["task"], p["noise"], p["rate"])][p["method"]][p["seed"]] = run
-    print("| task | noise | rate | seeds | FedAvg | FedGSCA | clean (same seeds) | FedGSCA - FedAvg, per seed "
-          "| FedGSCA - FedAvg, last-10 means | FedGSCA under clean |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|")
+        elif p["method"] in ("fedavg", "fedgsca") and scoring_tag(p) in ("", "/minmax"):
+            by[(p["task"], p["noise"], p["rate"])][p["method"] + scoring_tag(p)][p["seed"]] = run
+    print("| task | noise | rate | seeds | FedAvg | FedGSCA | FedGSCA/minmax (same seeds) | clean (same seeds) "
+          "| FedGSCA - FedAvg, per seed | FedGSCA - FedAvg, last-10 means | FedGSCA under clean |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for (task, noise, rate), methods in sorted(by.items()):
         seeds = sorted(set(methods["fedavg"]) & set(methods["fedgsca"]))
         if not seeds:
@@ -69,13 +91,16 @@ def overview(dirs: list[str]) -> None:
         avg = [methods["fedavg"][s]["summary"]["accuracy"] for s in seeds]
         gsca = [methods["fedgsca"][s]["summary"]["accuracy"] for s in seeds]
         ref = [clean[(task, s)]["summary"]["accuracy"] for s in seeds if (task, s) in clean]
+        before = [methods["fedgsca/minmax"][s]["summary"]["accuracy"] for s in seeds if s in methods["fedgsca/minmax"]]
         lead = " ".join(f"{100 * (g - a):+.1f}" for g, a in zip(gsca, avg, strict=True))
         lead10 = " ".join(
             f"{100 * (_last10(methods['fedgsca'][s]) - _last10(methods['fedavg'][s])):+.1f}" for s in seeds
         )
         under = f"{100 * (np.mean(ref) - np.mean(gsca)):.1f}" if len(ref) == len(seeds) else "-"
+        old = _ms(before) if len(before) == len(seeds) else "-"
+        bound = _ms(ref) if len(ref) == len(seeds) else "-"
         print(f"| {task} | {noise} | {rate:g} | {','.join(map(str, seeds))} | {_ms(avg)} | {_ms(gsca)} "
-              f"| {_ms(ref) if len(ref) == len(seeds) else '-'} | {lead} | {lead10} | {under} |")  # fmt: skip
+              f"| {old} | {bound} | {lead} | {lead10} | {under} |")  # fmt: skip
 
 
 def main(dirs: list[str]) -> None:
@@ -83,10 +108,7 @@ def main(dirs: list[str]) -> None:
     groups: dict[tuple[str, str, float], dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for run in runs:
         p = run["params"]
-        # a selecting run with site-wide loss normalisation (`--site-norm`; the default before
-        # 2026-11-27) is its own row; per-class normalisation is the default now
-        site_norm = p["method"] in SELECTING and not p.get("per_class_norm")
-        name = p["method"] + ("/site-norm" if site_norm else "")
+        name = p["method"] + scoring_tag(p)  # each scoring of a selecting method is its own row
         groups[(p["task"], p["noise"], p["rate"])][name].append(run)
     for (task, noise, rate), by_method in sorted(groups.items()):
         print(f"## {task}: {noise} {rate:g}\n")

@@ -35,7 +35,18 @@ RUN_CONFIG = {
     "num-server-rounds": 2, "per-site": PER_SITE, "test-count": 12, "min-sites": SITES, "fraction-evaluate": 0.0,
     "noise": "symmetric", "noise-rate": 0.3, "warmup-rounds": 1,
 }  # fmt: skip
-ALLOWED_CONFIG = {"lr", "local-epochs", "batch-size", "thresholds", "loss", "per-class-norm", "method", "server-round"}
+ALLOWED_CONFIG = {
+    "lr",
+    "local-epochs",
+    "batch-size",
+    "thresholds",
+    "loss",
+    "per-class-norm",
+    "loss-scale",
+    "site-bn",
+    "method",
+    "server-round",
+}
 GMM_KEYS = {"gmm-weights", "gmm-means", "gmm-variances"}
 TRAIN_METRICS = {
     "train-loss",

@@ -40,11 +40,13 @@ def test_key_covers_every_parameter() -> None:
                 ("proximal_mu", 0.1),
                 ("task", "multiclass"),
                 ("batch_size", 16),
+                ("loss_scale", "minmax"),
+                ("site_bn", False),
             ]
         ),
     ):
         keys.add(changed.key)
-    assert len(keys) == 17
+    assert len(keys) == 19
     assert experiment.RunSpec("fedgsca", "symmetric", 0.4, 0, experiment.QUICK).key == base.key
 
 
@@ -164,3 +166,20 @@ def test_cli_refuses_a_warm_up_as_long_as_the_run(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and "never select" in result.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_runs_with_the_scoring_from_before_keep_their_keys() -> None:
+    """Runs cached before ``loss_scale`` and ``site_bn`` existed are found again under the
+    old scoring (min-max, federation BatchNorm statistics), and FedAvg's key ignores both."""
+    before = experiment.Settings(**{**vars(experiment.QUICK), "loss_scale": "minmax", "site_bn": False})
+    spec = experiment.RunSpec("fedgsca", "symmetric", 0.4, 0, before)
+    assert "loss_scale" not in spec.params() and "site_bn" not in spec.params()
+    assert spec.run_config()["loss-scale"] == "minmax" and spec.run_config()["site-bn"] is False
+    now = experiment.RunSpec("fedgsca", "symmetric", 0.4, 0, experiment.QUICK)
+    assert now.params()["loss_scale"] == "probability" and now.params()["site_bn"] is True
+    assert (
+        experiment.RunSpec("fedavg", "symmetric", 0.4, 0, before).key
+        == experiment.RunSpec("fedavg", "symmetric", 0.4, 0, experiment.QUICK).key
+    )
+    with pytest.raises(ValueError, match="loss scale"):
+        experiment.Settings(loss_scale="zscore")

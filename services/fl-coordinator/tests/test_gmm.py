@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from medgate_fl import gmm
 
@@ -59,3 +60,28 @@ def test_per_class_normalisation_keeps_a_high_loss_class_in_range() -> None:
     labels = np.array([0, 0, 0, 1, 1, 1])
     assert np.allclose(gmm.normalise(losses, labels), [0, 0.5, 1, 0, 0.5, 1])
     assert gmm.normalise(losses).max() == 1.0 and gmm.normalise(losses)[2] < 0.1
+
+
+def test_probability_scale_means_the_same_at_every_site() -> None:
+    """``1 - p(given label)`` does not depend on the site's other samples: a site whose labels
+    all agree with the model stays near 0 instead of being stretched to [0, 1] by min-max."""
+    agreeing = np.array([0.01, 0.05, 0.1, 0.2])
+    with_noise = np.r_[agreeing, 4.0]
+    scaled = gmm.normalise(agreeing, scale="probability")
+    assert np.allclose(scaled, 1 - np.exp(-agreeing)) and scaled.max() < 0.2
+    assert np.allclose(gmm.normalise(with_noise, scale="probability")[:4], scaled)
+    assert gmm.normalise(agreeing).max() == 1.0  # min-max stretches the hardest clean sample to 1
+
+
+def test_probability_scale_per_class_moves_each_class_median_to_the_site_median() -> None:
+    losses = np.array([0.05, 0.1, 0.2, 0.6, 0.8, 1.0, 3.0])
+    labels = np.array([0, 0, 0, 1, 1, 1, 1])
+    x = gmm.normalise(losses, labels, scale="probability")
+    site_median = float(np.median(1 - np.exp(-losses)))
+    for c in (0, 1):
+        assert np.median(x[labels == c]) == pytest.approx(site_median)
+    assert x.min() >= 0 and x.max() <= 1
+    # order within a class is kept: the outlier of class 1 stays its highest
+    assert np.argmax(x[labels == 1]) == 3
+    with pytest.raises(ValueError, match="unknown loss scale"):
+        gmm.normalise(losses, scale="zscore")

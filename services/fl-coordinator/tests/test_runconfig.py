@@ -16,7 +16,7 @@ GOOD = {
     "fraction-evaluate": 0.0, "round-timeout": 600.0, "per-site": 120, "test-count": 300, "seed": 2,
     "dirichlet-alpha": 1.0, "task": "binary", "noise": "heterogeneous", "noise-rate": 0.4, "lr": 2e-3,
     "local-epochs": 5, "batch-size": 8, "thresholds": "adaptive", "loss": "credal", "proximal-mu": 0.01,
-    "per-class-norm": False,
+    "per-class-norm": False, "loss-scale": "minmax", "site-bn": False,
 }  # fmt: skip
 
 
@@ -29,6 +29,8 @@ def test_every_key_has_a_rule_and_good_values_pass() -> None:
     assert train_config_from(GOOD)["batch-size"] == 8
     assert train_config_from(GOOD)["per-class-norm"] is False  # site-wide, as asked
     assert train_config_from({})["per-class-norm"] is True  # per given label unless asked otherwise
+    assert train_config_from(GOOD)["loss-scale"] == "minmax" and train_config_from(GOOD)["site-bn"] is False
+    assert train_config_from({})["loss-scale"] == "probability" and train_config_from({})["site-bn"] is True
 
 
 @pytest.mark.parametrize(
@@ -58,6 +60,8 @@ def test_every_key_has_a_rule_and_good_values_pass() -> None:
         ("fraction-evaluate", -0.1, "at least 0.0"),
         ("proximal-mu", -1e-3, "at least 0.0"),
         ("per-class-norm", "yes", "true or false"),
+        ("loss-scale", "zscore", "one of minmax, probability"),
+        ("site-bn", 1, "true or false"),
     ],
 )
 def test_a_value_out_of_range_is_named_with_its_reason(key: str, value: object, why: str) -> None:

@@ -123,6 +123,14 @@ def experiment_command(
         "--per-class-norm/--site-norm",
         help="Selecting methods normalise losses within each given label (the default) or site-wide",
     ),
+    loss_scale: str = typer.Option(
+        "probability", help="Selecting methods map losses to 1 - p(label) (probability) or min-max over the site"
+    ),
+    site_bn: bool = typer.Option(
+        True,
+        "--site-bn/--global-bn",
+        help="Selecting methods score with BatchNorm statistics recomputed on the site's images (the default)",
+    ),
 ) -> None:
     """Methods x noise type x rate x seeds, in process; resumable (each run cached by its key)."""
 
@@ -131,7 +139,8 @@ def experiment_command(
     settings = experiment.QUICK if quick else experiment.Settings()
     overrides: dict[str, Any] = {"sites": sites, "rounds": rounds, "per_site": per_site, "task": task,
                                  "local_epochs": local_epochs, "lr": lr, "batch_size": batch_size,
-                                 "warmup_rounds": warmup_rounds, "per_class_norm": per_class_norm}  # fmt: skip
+                                 "warmup_rounds": warmup_rounds, "per_class_norm": per_class_norm,
+                                 "loss_scale": loss_scale, "site_bn": site_bn}  # fmt: skip
     settings = _override(settings, overrides)
     methods = method or list(experiment.METHODS)
     unknown = set(methods) - set(experiment.METHODS)

@@ -17,8 +17,8 @@ from flwr.clientapp import ClientApp
 from medgate_fl import gmm
 from medgate_fl.adjust import AdaptiveThresholds
 from medgate_fl.runconfig import DEFAULTS
-from medgate_fl.site import SiteConfig, evaluate_site, load_site, normalised_losses, train_round
-from medgate_fl.task import build_model, predict
+from medgate_fl.site import Scoring, SiteConfig, evaluate_site, load_site, normalised_losses, scoring_probs, train_round
+from medgate_fl.task import build_model
 
 app = ClientApp()
 STATE_KEY = "caa"
@@ -57,15 +57,24 @@ def mixture_from(config: ConfigRecord) -> gmm.Mixture | None:
     )
 
 
+def scoring_from(config: ConfigRecord) -> Scoring:
+    """The selector's scoring keys of a query or train config (absent: the defaults)."""
+    return Scoring(
+        per_class=bool(config.get("per-class-norm", DEFAULTS["per-class-norm"])),
+        scale=str(config.get("loss-scale", DEFAULTS["loss-scale"])),
+        site_bn=bool(config.get("site-bn", DEFAULTS["site-bn"])),
+    )
+
+
 @app.query("gmm")
 def query_gmm(msg: Message, context: Context) -> Message:
     site = cached_site(site_config(context))
     model = build_model(site.classes)
     model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
     config = msg.content.config_records["config"]
-    probs = predict(model, site.images)
-    losses = normalised_losses(site, model, bool(config.get("per-class-norm", DEFAULTS["per-class-norm"])), probs)
-    local = gmm.fit(losses, init=mixture_from(config))
+    scoring = scoring_from(config)
+    probs = scoring_probs(site, model, scoring)
+    local = gmm.fit(normalised_losses(site, probs, scoring), init=mixture_from(config))
     context.state[PROBS_KEY] = ArrayRecord({"probs": Array(probs.numpy())})
     context.state[PROBS_KEY + "-round"] = ConfigRecord({"server-round": int(config.get("server-round", -1))})  # type: ignore[arg-type]
     record = MetricRecord({**local.as_lists(), "num-examples": len(site.labels)})
@@ -101,7 +110,7 @@ def train(msg: Message, context: Context) -> Message:
         batch=int(config.get("batch-size", 32)),  # type: ignore[arg-type]
         mixture=mixture_from(config),
         thresholds=thresholds,
-        per_class=bool(config.get("per-class-norm", DEFAULTS["per-class-norm"])),
+        scoring=scoring_from(config),
         credal=str(config.get("loss", "credal")) == "credal",
         proximal_mu=float(config.get("proximal-mu", 0.0)),  # type: ignore[arg-type]
         selector=str(config.get("selector", "global")),

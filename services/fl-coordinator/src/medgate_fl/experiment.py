@@ -28,6 +28,7 @@ from flwr.app import ArrayRecord, MetricRecord
 
 from medgate_fl import data
 from medgate_fl.global_model import held_out_evaluator
+from medgate_fl.gmm import LOSS_SCALES
 from medgate_fl.inprocess import federate
 from medgate_fl.task import build_model, checked_batch, evaluate, train_epochs
 
@@ -64,6 +65,8 @@ def default_noise(task: str) -> dict[str, tuple[float, ...]]:
 
 SELECTING = ("local-gmm", "fedgsca", "fedgsca-fixed", "fedgsca-ce")
 STABILITY_ROUNDS = 10
+#: The selector's scoring before ``loss_scale`` and ``site_bn`` existed (left out of run keys).
+SCORING_BEFORE: dict[str, Any] = {"loss_scale": "minmax", "site_bn": False}
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,13 @@ class Settings:
     proximal_mu: float = 0.01
     #: The selecting methods normalise each site's losses within each given label (not site-wide):
     #: with site-wide normalisation a minority class can be read as noise as a whole and the
-    #: federation collapses to the majority class (docs/results/fedgsca.md, section 3).
+    #: federation collapses to the majority class (docs/results/fedgsca.md, section 4).
     per_class_norm: bool = True
+    #: The selecting methods map losses to ``1 - p(given label)`` (the same scale at every
+    #: site) rather than min-max over the site, and score with BatchNorm statistics
+    #: recomputed on the site's own images (docs/results/fedgsca.md, section 2).
+    loss_scale: str = "probability"
+    site_bn: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.warmup_rounds < self.rounds:
@@ -93,6 +101,8 @@ class Settings:
                 "the selecting methods would never select"
             )
         checked_batch(self.batch_size)
+        if self.loss_scale not in LOSS_SCALES:
+            raise ValueError(f"loss scale {self.loss_scale!r}: one of {', '.join(LOSS_SCALES)}")
 
 
 #: ``--quick``: a smoke configuration, a second or two per run on the dev machine.
@@ -110,9 +120,14 @@ class RunSpec:
     def params(self) -> dict[str, Any]:
         settings = asdict(self.settings)
         if self.method not in SELECTING:
-            # Normalisation only shapes selection: a method that does not select runs the same
+            # Scoring only shapes selection: a method that does not select runs the same
             # either way, so its key (and a cached run) does not depend on it.
             settings["per_class_norm"] = False
+            settings.update(SCORING_BEFORE)
+        for name, value in SCORING_BEFORE.items():
+            # A run with the scoring that existed before these settings keeps its old key.
+            if settings[name] == value:
+                del settings[name]
         return {"version": VERSION, "method": self.method, "noise": self.noise, "rate": self.rate,
                 "seed": self.seed, **settings}  # fmt: skip
 
@@ -144,6 +159,8 @@ class RunSpec:
         }
         if self.method in SELECTING:
             config["per-class-norm"] = s.per_class_norm
+            config["loss-scale"] = s.loss_scale
+            config["site-bn"] = s.site_bn
         return config
 
 

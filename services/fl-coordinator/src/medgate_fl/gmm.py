@@ -1,8 +1,8 @@
 """The Global Sample Selector's statistics: 1-D two-component Gaussian mixtures.
 
-A site fits a mixture to its normalised per-sample losses (a few EM steps started from the
-global mixture) and shares only the mixture's weights, means and variances plus its sample
-count. The server merges the sites' mixtures component by component with
+A site fits a mixture to its normalised per-sample losses (:func:`normalise`; a few EM
+steps started from the global mixture) and shares only the mixture's weights, means and
+variances plus its sample count. The server merges the sites' mixtures component by component with
 **count-weighted moment matching**: with ``gamma_k = n_k / sum(n)`` and the mass of
 component ``m`` at site ``k`` being ``gamma_k * pi_km``,
 
@@ -26,6 +26,8 @@ import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
 MIN_VARIANCE = 1e-4
+#: How a site maps its losses into [0, 1] before the fit (:func:`normalise`).
+LOSS_SCALES = ("minmax", "probability")
 
 
 @dataclass(frozen=True)
@@ -53,10 +55,33 @@ class Mixture:
         return cls(pair(weights), pair(means), pair(variances)).sorted()
 
 
-def normalise(losses: FloatArray, labels: npt.NDArray[np.int64] | None = None) -> FloatArray:
-    """Min-max to [0, 1] over the site, or within each class when ``labels`` is given
-    (then a minority class's generally higher losses are not read as noise)."""
+def normalise(losses: FloatArray, labels: npt.NDArray[np.int64] | None = None, scale: str = "minmax") -> FloatArray:
+    """Per-sample CE losses mapped into [0, 1] for the mixture.
+
+    ``scale="minmax"``: min-max over the site, or within each class when ``labels`` is given
+    (then a minority class's generally higher losses are not read as noise). The site's
+    extremes set the scale, so a site with no noisy labels still spreads its hardest clean
+    samples up to 1.
+
+    ``scale="probability"``: ``1 - exp(-loss)``, the probability the model puts outside the
+    given label, which means the same at every site (a site whose labels all agree with
+    the model stays near 0, so the global mixture marks little of it noisy). With ``labels``
+    each class is shifted so that its median sits at the site's median (clipped to [0, 1]):
+    a class the model is generally less sure of is not read as noise as a whole.
+    """
     losses = np.asarray(losses, dtype=np.float64)
+    if scale == "probability":
+        outside: FloatArray = -np.expm1(-losses)
+        if labels is None:
+            return outside
+        centre = float(np.median(outside))
+        shifted = outside.copy()
+        for c in np.unique(labels):
+            sel = labels == c
+            shifted[sel] += centre - float(np.median(outside[sel]))
+        return np.asarray(np.clip(shifted, 0.0, 1.0), dtype=np.float64)
+    if scale not in LOSS_SCALES:
+        raise ValueError(f"unknown loss scale {scale!r}: one of {', '.join(LOSS_SCALES)}")
     if labels is None:
         lo, hi = float(losses.min()), float(losses.max())
         scaled: FloatArray = (losses - lo) / max(hi - lo, 1e-12)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 
+from medgate_fl.gmm import LOSS_SCALES
 from medgate_fl.noise import NOISE_KINDS
 from medgate_fl.strategies import SELECTING, STRATEGIES
 from medgate_fl.task import MIN_BATCH
@@ -78,6 +79,8 @@ CHECKS: dict[str, Check] = {
     "loss": _one_of("credal", "ce"),
     "proximal-mu": _number(0.0),
     "per-class-norm": _flag,
+    "loss-scale": _one_of(*LOSS_SCALES),
+    "site-bn": _flag,
 }
 #: Keys a caller may set; the coordinator's own (``out-dir``, ``wire-log``, ``metrics-db``,
 #: ``cache-dir``) are not among them.
@@ -86,7 +89,7 @@ RUN_KEYS = frozenset(CHECKS)
 #: below need them).
 DEFAULTS: dict[str, ConfigValue] = {
     "strategy": "fedgsca", "num-server-rounds": 2, "warmup-rounds": 1, "test-count": 60, "fraction-evaluate": 1.0,
-    "per-class-norm": True,
+    "per-class-norm": True, "loss-scale": "probability", "site-bn": True,
 }  # fmt: skip
 
 

@@ -59,6 +59,8 @@ def train_config_from(run: Mapping[str, object]) -> ConfigRecord:
             "thresholds": str(run.get("thresholds", "adaptive")),
             "loss": str(run.get("loss", "credal")),
             "per-class-norm": bool(run.get("per-class-norm", DEFAULTS["per-class-norm"])),
+            "loss-scale": str(run.get("loss-scale", DEFAULTS["loss-scale"])),
+            "site-bn": bool(run.get("site-bn", DEFAULTS["site-bn"])),
         }
     )
 

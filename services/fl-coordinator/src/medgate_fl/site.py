@@ -7,6 +7,7 @@ recall that the site reports as two scalars.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import torch
 
 from medgate_fl import data, gmm, noise
 from medgate_fl.adjust import AdaptiveThresholds, relaxation
-from medgate_fl.task import evaluate, per_sample_losses, predict, train_epochs
+from medgate_fl.task import MIN_BATCH, evaluate, predict, train_epochs
 
 FIXED_THRESHOLD = 0.95
 
@@ -60,21 +61,60 @@ def load_site(cfg: SiteConfig) -> Site:
     return Site(cfg, raw.images, noisy, truth, test.images, data.task_labels(test.labels, cfg.task))
 
 
-def normalised_losses(
-    site: Site, model: torch.nn.Module, per_class: bool, probs: torch.Tensor | None = None
-) -> npt.NDArray[np.float64]:
-    """Min-max normalised CE losses on the given labels (from ``probs`` when already computed)."""
-    if probs is None:
-        losses = per_sample_losses(model, site.images, site.labels).numpy().astype(np.float64)
-    else:
-        picked = probs[torch.arange(len(site.labels)), torch.from_numpy(site.labels)]
-        losses = (-torch.log(picked.clamp_min(1e-12))).numpy().astype(np.float64)
-    return gmm.normalise(losses, site.labels if per_class else None)
+@dataclass(frozen=True)
+class Scoring:
+    """How a site scores its samples for the Global Sample Selector.
+
+    ``per_class``: normalise within each given label (see :func:`medgate_fl.gmm.normalise`).
+    ``scale``: ``"minmax"`` or ``"probability"`` (:data:`medgate_fl.gmm.LOSS_SCALES`).
+    ``site_bn``: score with the global model's BatchNorm statistics recomputed on the site's
+    own images (:func:`site_calibrated`) instead of the federation's averaged ones."""
+
+    per_class: bool = True
+    scale: str = "probability"
+    site_bn: bool = True
 
 
-def local_mixture(site: Site, model: torch.nn.Module, prior: gmm.Mixture | None, per_class: bool) -> gmm.Mixture:
+def site_calibrated(model: torch.nn.Module, images: npt.NDArray[np.float32], batch: int = 32) -> torch.nn.Module:
+    """A copy of ``model`` whose BatchNorm running statistics are those of ``images``.
+
+    The global model's BatchNorm statistics average every site's scanner; on a site whose
+    images are noisier than the federation's, the averaged statistics shift the features
+    and the model misreads whole classes (a clean site's "absent" studies scored as
+    "present"), which a loss-based selector then reads as label noise. Recomputing the
+    statistics on the site's own images (no gradient step, the weights unchanged) scores
+    the site's samples as the model sees that scanner. The copy is used for scoring only:
+    local training starts from the global model itself."""
+    calibrated = copy.deepcopy(model)
+    for module in calibrated.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None  # a plain average over the batches below
+    calibrated.train()
+    x = torch.from_numpy(images)
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            chunk = x[i : i + batch]
+            if len(chunk) >= MIN_BATCH:
+                calibrated(chunk)
+    return calibrated.eval()
+
+
+def scoring_probs(site: Site, model: torch.nn.Module, scoring: Scoring) -> torch.Tensor:
+    """The class probabilities the selector and the pseudo-labels use."""
+    return predict(site_calibrated(model, site.images) if scoring.site_bn else model, site.images)
+
+
+def normalised_losses(site: Site, probs: torch.Tensor, scoring: Scoring) -> npt.NDArray[np.float64]:
+    """CE losses on the given labels from ``probs``, normalised as ``scoring`` says."""
+    picked = probs[torch.arange(len(site.labels)), torch.from_numpy(site.labels)]
+    losses = (-torch.log(picked.clamp_min(1e-12))).numpy().astype(np.float64)
+    return gmm.normalise(losses, site.labels if scoring.per_class else None, scoring.scale)
+
+
+def local_mixture(site: Site, probs: torch.Tensor, prior: gmm.Mixture | None, scoring: Scoring) -> gmm.Mixture:
     """The site's own mixture of its normalised losses, EM started from the global one."""
-    return gmm.fit(normalised_losses(site, model, per_class), init=prior)
+    return gmm.fit(normalised_losses(site, probs, scoring), init=prior)
 
 
 def selection_scores(clean: npt.NDArray[np.bool_], site: Site) -> dict[str, float]:
@@ -93,7 +133,7 @@ def fedgsca_targets(
     model: torch.nn.Module,
     mixture: gmm.Mixture,
     thresholds: AdaptiveThresholds | None,
-    per_class: bool,
+    scoring: Scoring,
     probs: torch.Tensor | None = None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.bool_], dict[str, float]]:
     """Targets, relaxations and the kept mask for one round of FedGSCA local training.
@@ -102,10 +142,11 @@ def fedgsca_targets(
     it clears the class threshold (adaptive, or the fixed 0.95 when ``thresholds`` is
     None) and are dropped for this round otherwise. ``probs``: the model's predictions on
     the site's images when already known (the round's ``query.gmm`` computed them with the
-    same model), else one forward pass serves both the losses and the pseudo-labels."""
+    same model and scoring), else one forward pass serves both the losses and the
+    pseudo-labels."""
     if probs is None:
-        probs = predict(model, site.images)
-    posterior = gmm.clean_posterior(mixture, normalised_losses(site, model, per_class, probs))
+        probs = scoring_probs(site, model, scoring)
+    posterior = gmm.clean_posterior(mixture, normalised_losses(site, probs, scoring))
     clean = posterior > 0.5
     noisy_probs = probs[torch.from_numpy(~clean)]
     if thresholds is not None:
@@ -137,7 +178,7 @@ def train_round(
     batch: int = 32,
     mixture: gmm.Mixture | None = None,
     thresholds: AdaptiveThresholds | None = None,
-    per_class: bool = False,
+    scoring: Scoring = Scoring(),
     credal: bool = True,
     proximal_mu: float = 0.0,
     selector: str = "global",
@@ -151,12 +192,13 @@ def train_round(
     when ``selector == "local"``, then Client Adaptive Adjustment. ``clean``: cross-entropy
     on the true labels (the synthetic-data upper bound)."""
     if method == "fedgsca" and selector == "local":
-        mixture = local_mixture(site, model, None, per_class)
+        probs = scoring_probs(site, model, scoring)
+        mixture = local_mixture(site, probs, None, scoring)
     if method == "clean":
         loss = train_epochs(model, site.images, site.true_labels, None, epochs=epochs, lr=lr, batch=batch, seed=seed)
         return {"train-loss": loss}
     if method == "fedgsca" and mixture is not None:
-        targets, alpha, keep, stats = fedgsca_targets(site, model, mixture, thresholds, per_class, probs)
+        targets, alpha, keep, stats = fedgsca_targets(site, model, mixture, thresholds, scoring, probs)
         loss = train_epochs(
             model, site.images[keep], targets[keep], alpha[keep] if credal else None,
             epochs=epochs, lr=lr, batch=batch, seed=seed,

@@ -1,4 +1,4 @@
-"""The triage network and a site's local work: per-sample losses, training, evaluation."""
+"""The triage network and a site's local work: prediction, training, evaluation."""
 
 from __future__ import annotations
 
@@ -56,11 +56,6 @@ def predict(model: nn.Module, images: npt.NDArray[np.float32], batch: int = 256)
     model.eval()
     x = torch.from_numpy(images)
     return torch.cat([functional.softmax(model(x[i : i + batch]), dim=1) for i in range(0, len(x), batch)])
-
-
-def per_sample_losses(model: nn.Module, images: npt.NDArray[np.float32], labels: npt.NDArray[np.int64]) -> torch.Tensor:
-    probs = predict(model, images)
-    return -torch.log(probs[torch.arange(len(labels)), torch.from_numpy(labels)].clamp_min(1e-12))
 
 
 def train_epochs(
