@@ -16,7 +16,8 @@ of the same seeds, and FedGSCA's lead over FedAvg seed by seed.
 A selecting method's row name carries its scoring when that is not today's default:
 ``/minmax`` (min-max within each label, the federation's BatchNorm statistics: the default
 of 2026-11-27, stop 21), ``/site-norm`` (min-max over the site: the default before), and
-``/site-bn-only`` or ``/probability-only`` for one of today's two changes alone.
+``/site-bn-only`` or ``/probability-only`` for one of today's two changes alone (any other
+combination: ``/other``).
 
 The clean bound never reads the noisy labels, so a seed's clean run serves every noise
 setting of that seed and task."""
@@ -36,7 +37,7 @@ from medgate_fl.experiment import SCORING_BEFORE, SELECTING, Settings
 SCORING = ("per_class_norm", *SCORING_BEFORE)
 #: The grid's default settings, task and the selector's scoring aside (``_at_defaults``).
 DEFAULTS = {k: v for k, v in asdict(Settings()).items() if k not in ("task", *SCORING)}
-TAGS = ("", "/minmax", "/site-norm", "/site-bn-only", "/probability-only")
+TAGS = ("", "/minmax", "/site-norm", "/site-bn-only", "/probability-only", "/other")
 ORDER = ("clean", "fedavg", "fedprox", *(f"{m}{tag}" for tag in TAGS for m in SELECTING))
 
 

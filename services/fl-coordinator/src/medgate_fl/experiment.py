@@ -30,6 +30,7 @@ from medgate_fl import data
 from medgate_fl.global_model import held_out_evaluator
 from medgate_fl.gmm import LOSS_SCALES
 from medgate_fl.inprocess import federate
+from medgate_fl.site import Scoring
 from medgate_fl.task import build_model, checked_batch, evaluate, train_epochs
 
 #: Bump when a change to the code changes results, so cached runs are not reused.
@@ -87,12 +88,12 @@ class Settings:
     #: The selecting methods normalise each site's losses within each given label (not site-wide):
     #: with site-wide normalisation a minority class can be read as noise as a whole and the
     #: federation collapses to the majority class (docs/results/fedgsca.md, section 4).
-    per_class_norm: bool = True
+    per_class_norm: bool = Scoring.per_class
     #: The selecting methods map losses to ``1 - p(given label)`` (the same scale at every
     #: site) rather than min-max over the site, and score with BatchNorm statistics
     #: recomputed on the site's own images (docs/results/fedgsca.md, section 2).
-    loss_scale: str = "probability"
-    site_bn: bool = True
+    loss_scale: str = Scoring.scale
+    site_bn: bool = Scoring.site_bn
 
     def __post_init__(self) -> None:
         if not 0 <= self.warmup_rounds < self.rounds:

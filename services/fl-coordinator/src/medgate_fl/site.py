@@ -17,6 +17,7 @@ import torch
 
 from medgate_fl import data, gmm, noise
 from medgate_fl.adjust import AdaptiveThresholds, relaxation
+from medgate_fl.runconfig import DEFAULTS
 from medgate_fl.task import MIN_BATCH, evaluate, predict, train_epochs
 
 FIXED_THRESHOLD = 0.95
@@ -68,11 +69,12 @@ class Scoring:
     ``per_class``: normalise within each given label (see :func:`medgate_fl.gmm.normalise`).
     ``scale``: ``"minmax"`` or ``"probability"`` (:data:`medgate_fl.gmm.LOSS_SCALES`).
     ``site_bn``: score with the global model's BatchNorm statistics recomputed on the site's
-    own images (:func:`site_calibrated`) instead of the federation's averaged ones."""
+    own images (:func:`site_calibrated`) instead of the federation's averaged ones.
+    The defaults are the run config's (:data:`medgate_fl.runconfig.DEFAULTS`)."""
 
-    per_class: bool = True
-    scale: str = "probability"
-    site_bn: bool = True
+    per_class: bool = bool(DEFAULTS["per-class-norm"])
+    scale: str = str(DEFAULTS["loss-scale"])
+    site_bn: bool = bool(DEFAULTS["site-bn"])
 
 
 def site_calibrated(model: torch.nn.Module, images: npt.NDArray[np.float32], batch: int = 32) -> torch.nn.Module:
