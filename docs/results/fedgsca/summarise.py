@@ -10,14 +10,16 @@ mean is steadier than one round's accuracy (a round moves the held-out accuracy 
 points on 300 slices).
 
 ``--overview`` prints one line per task and noise setting instead: FedAvg, FedGSCA (at its
-defaults), FedGSCA with the min-max scoring it had before (where run), and the clean bound
+defaults), FedGSCA with stop 22's two-pass scoring and with the min-max scoring of stop 21
+(where run), and the clean bound
 of the same seeds, and FedGSCA's lead over FedAvg seed by seed.
 
 A selecting method's row name carries its scoring when that is not today's default:
 ``/minmax`` (min-max within each label, the federation's BatchNorm statistics: the default
 of 2026-11-27, stop 21), ``/site-norm`` (min-max over the site: the default before), and
-``/site-bn-only`` or ``/probability-only`` for one of today's two changes alone (any other
-combination: ``/other``).
+``/site-bn-only`` or ``/probability-only`` for one of stop 22's two changes alone (any other
+combination: ``/other``). A site-BN run from before its statistics and scores came from one
+whole-site pass (stop 22: 32-image batches, then a second pass) adds ``/two-pass``.
 
 The clean bound never reads the noisy labels, so a seed's clean run serves every noise
 setting of that seed and task."""
@@ -37,7 +39,12 @@ from medgate_fl.experiment import SCORING_BEFORE, SELECTING, Settings
 SCORING = ("per_class_norm", *SCORING_BEFORE)
 #: The grid's default settings, task and the selector's scoring aside (``_at_defaults``).
 DEFAULTS = {k: v for k, v in asdict(Settings()).items() if k not in ("task", *SCORING)}
-TAGS = ("", "/minmax", "/site-norm", "/site-bn-only", "/probability-only", "/other")
+TAGS = tuple(
+    tag + suffix
+    for tag in ("", "/minmax", "/site-norm", "/site-bn-only", "/probability-only", "/other")
+    for suffix in ("", "/two-pass")
+    if not (suffix and tag in ("/minmax", "/site-norm", "/probability-only"))  # no site BN, one pass or two
+)
 ORDER = ("clean", "fedavg", "fedprox", *(f"{m}{tag}" for tag in TAGS for m in SELECTING))
 
 
@@ -45,6 +52,11 @@ def scoring_tag(params: dict) -> str:
     """The row suffix of a run's scoring ("" for today's default or a method that does not select)."""
     if params["method"] not in SELECTING:
         return ""
+    two_pass = "/two-pass" if params.get("site_bn") and "site_bn_stats" not in params else ""
+    return _base_tag(params) + two_pass
+
+
+def _base_tag(params: dict) -> str:
     scale = params.get("loss_scale", SCORING_BEFORE["loss_scale"])
     site_bn = params.get("site_bn", SCORING_BEFORE["site_bn"])
     if not params.get("per_class_norm"):
@@ -71,6 +83,12 @@ def _at_defaults(run: dict) -> bool:
     return all(run["params"].get(k) == v for k, v in DEFAULTS.items())
 
 
+def _same_seeds(runs: dict[int, dict], seeds: list[int]) -> str:
+    """Mean ± std of the last-round accuracy of ``runs`` when it holds every seed, else "-"."""
+    values = [runs[s]["summary"]["accuracy"] for s in seeds if s in runs]
+    return _ms(values) if len(values) == len(seeds) else "-"
+
+
 def overview(dirs: list[str]) -> None:
     by: dict[tuple[str, str, float], dict[str, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
     clean: dict[tuple[str, int], dict] = {}
@@ -80,11 +98,12 @@ def overview(dirs: list[str]) -> None:
         p = run["params"]
         if p["method"] == "clean":
             clean[(p["task"], p["seed"])] = run
-        elif p["method"] in ("fedavg", "fedgsca") and scoring_tag(p) in ("", "/minmax"):
+        elif p["method"] in ("fedavg", "fedgsca") and scoring_tag(p) in ("", "/two-pass", "/minmax"):
             by[(p["task"], p["noise"], p["rate"])][p["method"] + scoring_tag(p)][p["seed"]] = run
-    print("| task | noise | rate | seeds | FedAvg | FedGSCA | FedGSCA/minmax (same seeds) | clean (same seeds) "
+    print("| task | noise | rate | seeds | FedAvg | FedGSCA | FedGSCA/two-pass (same seeds) "
+          "| FedGSCA/minmax (same seeds) | clean (same seeds) "
           "| FedGSCA - FedAvg, per seed | FedGSCA - FedAvg, last-10 means | FedGSCA under clean |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (task, noise, rate), methods in sorted(by.items()):
         seeds = sorted(set(methods["fedavg"]) & set(methods["fedgsca"]))
         if not seeds:
@@ -92,16 +111,15 @@ def overview(dirs: list[str]) -> None:
         avg = [methods["fedavg"][s]["summary"]["accuracy"] for s in seeds]
         gsca = [methods["fedgsca"][s]["summary"]["accuracy"] for s in seeds]
         ref = [clean[(task, s)]["summary"]["accuracy"] for s in seeds if (task, s) in clean]
-        before = [methods["fedgsca/minmax"][s]["summary"]["accuracy"] for s in seeds if s in methods["fedgsca/minmax"]]
         lead = " ".join(f"{100 * (g - a):+.1f}" for g, a in zip(gsca, avg, strict=True))
         lead10 = " ".join(
             f"{100 * (_last10(methods['fedgsca'][s]) - _last10(methods['fedavg'][s])):+.1f}" for s in seeds
         )
         under = f"{100 * (np.mean(ref) - np.mean(gsca)):.1f}" if len(ref) == len(seeds) else "-"
-        old = _ms(before) if len(before) == len(seeds) else "-"
         bound = _ms(ref) if len(ref) == len(seeds) else "-"
         print(f"| {task} | {noise} | {rate:g} | {','.join(map(str, seeds))} | {_ms(avg)} | {_ms(gsca)} "
-              f"| {old} | {bound} | {lead} | {lead10} | {under} |")  # fmt: skip
+              f"| {_same_seeds(methods['fedgsca/two-pass'], seeds)} | {_same_seeds(methods['fedgsca/minmax'], seeds)} "
+              f"| {bound} | {lead} | {lead10} | {under} |")  # fmt: skip
 
 
 def main(dirs: list[str]) -> None:

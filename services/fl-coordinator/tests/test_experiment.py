@@ -130,12 +130,22 @@ def test_cli_quick_writes_runs_and_tables(tmp_path: Path, cache: Path) -> None:
     # FedAvg does not select, so the normalisation is not part of its run (nor of its key).
     assert json.loads(runs[0].read_text())["params"]["per_class_norm"] is False
     selecting = [a if a != "fedavg" else "fedgsca" for a in args]
-    for flag, expected in (([], True), (["--site-norm"], False)):
-        out = tmp_path / f"fedgsca{len(flag)}"
-        done = CliRunner().invoke(app, [*selecting, "--out", str(out), *flag])
+    # Scoring options left out take the grid's defaults (experiment.Settings), not the CLI's own.
+    default = experiment.Settings()
+    cases: list[tuple[list[str], dict[str, object]]] = [
+        ([], {"per_class_norm": default.per_class_norm, "loss_scale": default.loss_scale, "site_bn": default.site_bn}),
+        (["--site-norm"], {"per_class_norm": False, "loss_scale": default.loss_scale}),
+        (["--loss-scale", "minmax", "--global-bn"], {"per_class_norm": default.per_class_norm}),
+    ]
+    for i, (flags, expected) in enumerate(cases):
+        out = tmp_path / f"fedgsca{i}"
+        done = CliRunner().invoke(app, [*selecting, "--out", str(out), *flags])
         assert done.exit_code == 0, done.output
         (run,) = (out / "runs").glob("*.json")
-        assert json.loads(run.read_text())["params"]["per_class_norm"] is expected
+        params = json.loads(run.read_text())["params"]
+        assert {k: params[k] for k in expected} == expected
+        if "--global-bn" in flags:  # the scoring from before keeps the old keys: none written
+            assert "loss_scale" not in params and "site_bn" not in params
 
 
 def test_cost_comparison(cache: Path) -> None:
@@ -177,6 +187,10 @@ def test_runs_with_the_scoring_from_before_keep_their_keys() -> None:
     assert spec.run_config()["loss-scale"] == "minmax" and spec.run_config()["site-bn"] is False
     now = experiment.RunSpec("fedgsca", "symmetric", 0.4, 0, experiment.QUICK)
     assert now.params()["loss_scale"] == "probability" and now.params()["site_bn"] is True
+    # site-BN runs name how they took the statistics: stop 22's two-pass runs had no such key
+    assert now.params()["site_bn_stats"] == experiment.SITE_BN_STATS
+    assert "site_bn_stats" not in spec.params()
+    assert "site_bn_stats" not in experiment.RunSpec("fedavg", "symmetric", 0.4, 0, experiment.QUICK).params()
     assert (
         experiment.RunSpec("fedavg", "symmetric", 0.4, 0, before).key
         == experiment.RunSpec("fedavg", "symmetric", 0.4, 0, experiment.QUICK).key

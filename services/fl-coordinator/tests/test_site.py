@@ -1,12 +1,15 @@
-"""A site's scoring for the Global Sample Selector: BatchNorm statistics from its own images."""
+"""A site's scoring for the Global Sample Selector: BatchNorm statistics from its own images,
+taken and used in one forward pass."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
-from medgate_fl.site import site_calibrated
-from medgate_fl.task import build_model
+from medgate_fl import site as site_module
+from medgate_fl.site import Scoring, Site, SiteConfig, scoring_probs, site_calibrated
+from medgate_fl.task import build_model, predict
 
 
 def _images(seed: int, count: int, noise: float) -> np.ndarray:
@@ -14,20 +17,24 @@ def _images(seed: int, count: int, noise: float) -> np.ndarray:
     return (0.2 + noise * rng.standard_normal((count, 1, 64, 64))).astype(np.float32)
 
 
+def _site(images: np.ndarray) -> Site:
+    labels = np.zeros(len(images), dtype=np.int64)
+    return Site(SiteConfig(site_id=0, num_sites=1, task="binary"), images, labels, labels, images[:0], labels[:0])
+
+
 def test_calibration_takes_the_site_statistics_and_leaves_the_model_alone() -> None:
     torch.manual_seed(0)
     model = build_model(2)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     images = _images(0, 40, noise=0.5)  # a noisier scanner than the model was built for
-    calibrated = site_calibrated(model, images, batch=8)
+    calibrated = site_calibrated(model, images)
 
     first_conv, first_bn = model.features[0], calibrated.features[1]
     with torch.no_grad():
         response = first_conv(torch.from_numpy(images))
+    # the whole site's mean and (unbiased) variance, not an average over minibatches
     assert torch.allclose(first_bn.running_mean, response.mean(dim=(0, 2, 3)), atol=1e-5)
-    # the running variance is the average of the batches' unbiased variances
-    batch_vars = torch.stack([response[i : i + 8].var(dim=(0, 2, 3)) for i in range(0, 40, 8)])
-    assert torch.allclose(first_bn.running_var, batch_vars.mean(dim=0), rtol=1e-3)
+    assert torch.allclose(first_bn.running_var, response.var(dim=(0, 2, 3)), rtol=1e-4)
     assert not calibrated.training
     for key, value in model.state_dict().items():  # the global model itself is untouched
         assert torch.equal(value, before[key]), key
@@ -36,11 +43,37 @@ def test_calibration_takes_the_site_statistics_and_leaves_the_model_alone() -> N
             assert torch.equal(value, before[key]), key  # weights unchanged, statistics only
 
 
-def test_calibration_skips_a_last_batch_of_one() -> None:
-    """BatchNorm cannot take the statistics of one image; a trailing single image is left out."""
+def test_one_pass_scores_as_the_calibrated_model_predicts() -> None:
+    """The probabilities come from the calibration pass itself; they must be what the
+    calibrated model predicts in eval mode, and differ from the global model's."""
+    torch.manual_seed(1)
     model = build_model(2)
-    images = _images(1, 9, noise=0.3)
-    calibrated = site_calibrated(model, images, batch=8)
+    images = _images(2, 30, noise=0.6)
+    one_pass = scoring_probs(_site(images), model, Scoring(site_bn=True))
+    two_pass = predict(site_calibrated(model, images), images)
+    assert torch.allclose(one_pass, two_pass, atol=1e-4)
+    assert not torch.allclose(one_pass, predict(model, images), atol=1e-2)
+    assert torch.allclose(scoring_probs(_site(images), model, Scoring(site_bn=False)), predict(model, images))
+
+
+def test_a_large_site_takes_its_statistics_from_a_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(site_module, "CALIBRATION_LIMIT", 16)
+    model = build_model(2)
+    images = _images(3, 40, noise=0.4)
+    probs = scoring_probs(_site(images), model, Scoring(site_bn=True))
+    assert probs.shape == (40, 2)
+    assert torch.allclose(probs, predict(site_calibrated(model, images), images))
+    mean = site_calibrated(model, images).features[1].running_mean
     with torch.no_grad():
-        response = model.features[0](torch.from_numpy(images[:8]))
-    assert torch.allclose(calibrated.features[1].running_mean, response.mean(dim=(0, 2, 3)), atol=1e-5)
+        whole = model.features[0](torch.from_numpy(images)).mean(dim=(0, 2, 3))
+    assert torch.allclose(mean, whole, atol=0.05)  # a sample of 16 of 40, close to the whole
+    assert not torch.allclose(mean, model.features[1].running_mean, atol=1e-3)
+
+
+def test_a_site_of_one_image_keeps_the_global_statistics() -> None:
+    """BatchNorm cannot take statistics from a single image: the global ones stay."""
+    model = build_model(2)
+    images = _images(4, 1, noise=0.3)
+    calibrated = site_calibrated(model, images)
+    assert torch.equal(calibrated.features[1].running_mean, model.features[1].running_mean)
+    assert torch.allclose(scoring_probs(_site(images), model, Scoring(site_bn=True)), predict(model, images))

@@ -118,18 +118,21 @@ def experiment_command(
     warmup_rounds: int | None = typer.Option(
         None, min=0, help="Override the FedAvg warm-up rounds of the selecting methods (FedGSCA, local GMM)"
     ),
-    per_class_norm: bool = typer.Option(
-        True,
+    per_class_norm: bool | None = typer.Option(
+        None,
         "--per-class-norm/--site-norm",
-        help="Selecting methods normalise losses within each given label (the default) or site-wide",
+        help="Selecting methods normalise losses within each given label or site-wide (default: the grid's)",
     ),
-    loss_scale: str = typer.Option(
-        "probability", help="Selecting methods map losses to 1 - p(label) (probability) or min-max over the site"
+    loss_scale: str | None = typer.Option(
+        None,
+        help="Selecting methods map losses to 1 - p(label) (probability) or min-max over the site "
+        "(default: the grid's)",
     ),
-    site_bn: bool = typer.Option(
-        True,
+    site_bn: bool | None = typer.Option(
+        None,
         "--site-bn/--global-bn",
-        help="Selecting methods score with BatchNorm statistics recomputed on the site's images (the default)",
+        help="Selecting methods score with BatchNorm statistics recomputed on the site's images, or with the "
+        "federation's (default: the grid's)",
     ),
 ) -> None:
     """Methods x noise type x rate x seeds, in process; resumable (each run cached by its key)."""

@@ -68,6 +68,11 @@ SELECTING = ("local-gmm", "fedgsca", "fedgsca-fixed", "fedgsca-ce")
 STABILITY_ROUNDS = 10
 #: The selector's scoring before ``loss_scale`` and ``site_bn`` existed (left out of run keys).
 SCORING_BEFORE: dict[str, Any] = {"loss_scale": "minmax", "site_bn": False}
+#: How site-BN scoring takes the site's statistics, in the key of every run that uses it:
+#: the whole site's statistics, taken in the same pass that scores it
+#: (:func:`medgate_fl.site.scoring_probs`). Runs without the key (2026-11-27, stop 22)
+#: averaged 32-image batches' statistics and scored in a second pass.
+SITE_BN_STATS = "whole-site"
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,8 @@ class RunSpec:
             # A run with the scoring that existed before these settings keeps its old key.
             if settings[name] == value:
                 del settings[name]
+        if settings.get("site_bn"):
+            settings["site_bn_stats"] = SITE_BN_STATS
         return {"version": VERSION, "method": self.method, "noise": self.noise, "rate": self.rate,
                 "seed": self.seed, **settings}  # fmt: skip
 
