@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -118,7 +119,7 @@ def test_quick_grid_is_sane_cached_and_deterministic(tmp_path: Path, cache: Path
     assert "### selection-precision" in table
 
 
-def test_cli_quick_writes_runs_and_tables(tmp_path: Path, cache: Path) -> None:
+def test_cli_quick_writes_runs_and_tables(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     args = ["experiment", "--quick", "--out", str(tmp_path), "--cache-dir", str(cache),
             "--method", "fedavg", "--noise", "symmetric:0.4", "--seeds", "1", "--rounds", "2"]  # fmt: skip
     result = CliRunner().invoke(app, args)
@@ -146,6 +147,12 @@ def test_cli_quick_writes_runs_and_tables(tmp_path: Path, cache: Path) -> None:
         assert {k: params[k] for k in expected} == expected
         if "--global-bn" in flags:  # the scoring from before keeps the old keys: none written
             assert "loss_scale" not in params and "site_bn" not in params
+    # With no scoring flag the run takes whatever the grid's settings say, not a CLI literal.
+    monkeypatch.setattr(experiment, "QUICK", replace(experiment.QUICK, loss_scale="minmax", site_bn=False))
+    done = CliRunner().invoke(app, [*selecting, "--out", str(tmp_path / "patched")])
+    assert done.exit_code == 0, done.output
+    (run,) = (tmp_path / "patched" / "runs").glob("*.json")
+    assert "loss_scale" not in json.loads(run.read_text())["params"]  # minmax: the key from before
 
 
 def test_cost_comparison(cache: Path) -> None:
