@@ -168,3 +168,23 @@ def test_postprocess_drops_small_islands() -> None:
     p[6, 10, 10] = 0.9  # 1 voxel: dropped
     mask = postprocess(p, 0.5, 8)
     assert mask.sum() == 8 and not mask[6, 10, 10]
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU; not yet run on one (the lent H200 ran the grid)"
+)
+@pytest.mark.parametrize("name", ["supervised", "mean_teacher", "cps", "barl"])
+def test_a_step_on_the_gpu_sees_the_cpu_step_s_patches_and_views(volumes: list[Volume], name: str) -> None:
+    """The device moves the networks and the batches only: with the same seed, the first
+    step's losses on CUDA equal the CPU's up to float rounding (same initial weights, same
+    patches, same augmentation draws), and every network ends up on the GPU."""
+    hyper = Hyper(iterations=3, width=4)
+    first: dict[str, dict[str, float]] = {}
+    for device in ("cpu", "cuda"):
+        method = make_method(name, hyper, seed=0, device=device)
+        assert all(p.device.type == device for net in method.networks() for p in net.parameters())
+        rng = np.random.default_rng(0)
+        first[device] = method.step(0, PatchSampler(volumes[:1], rng), PatchSampler(volumes[1:], rng))
+    assert first["cpu"].keys() == first["cuda"].keys()
+    for term, value in first["cpu"].items():
+        assert first["cuda"][term] == pytest.approx(value, rel=1e-3, abs=1e-5), term

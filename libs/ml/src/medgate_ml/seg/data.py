@@ -151,9 +151,9 @@ def strong_view(image: torch.Tensor, generator: torch.Generator) -> torch.Tensor
         gamma = 0.7 + 0.8 * float(torch.rand((), generator=generator))
         x = out[b].clamp(0.0, 1.0) ** gamma
         sigma = 0.03 + 0.05 * float(torch.rand((), generator=generator))
-        x = x + sigma * torch.randn(x.shape, generator=generator)
+        x = x + sigma * torch.randn(x.shape, generator=generator).to(x.device)
         if torch.rand((), generator=generator) < 0.5:
-            k = torch.tensor([0.25, 0.5, 0.25])
+            k = torch.tensor([0.25, 0.5, 0.25], device=x.device)
             kernel = (k[:, None, None] * k[None, :, None] * k[None, None, :])[None, None]
             x = functional.conv3d(x[None], kernel, padding=1)[0]
         d, h, w = x.shape[1:]

@@ -166,6 +166,11 @@ def match_instances(inst_a: list[np.ndarray], inst_b: list[np.ndarray], min_iou:
     return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if iou[r, c] > min_iou]
 
 
+def _mask(component: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A boolean component as a [1, ...] float mask on the features' device."""
+    return torch.from_numpy(component).float()[None].to(device)
+
+
 def instance_alignment(
     features_a: torch.Tensor,
     features_b: torch.Tensor,
@@ -194,14 +199,15 @@ def instance_alignment(
         pairs = match_instances(inst_a, inst_b)
         if not pairs:
             continue
-        za = torch.stack([prototype(features_a[n], torch.from_numpy(inst_a[i]).float()[None]) for i, _ in pairs])
-        zb = torch.stack([prototype(features_b[n], torch.from_numpy(inst_b[j]).float()[None]) for _, j in pairs])
+        device = features_a.device
+        za = torch.stack([prototype(features_a[n], _mask(inst_a[i], device)) for i, _ in pairs])
+        zb = torch.stack([prototype(features_b[n], _mask(inst_b[j], device)) for _, j in pairs])
         za, zb = functional.normalize(za, dim=1), functional.normalize(zb, dim=1)
         loss = (1.0 - (za * zb).sum(1)).mean()
         if len(pairs) >= 2:
             negatives = torch.cat([zb, functional.normalize(background[n], dim=0)[None]])
             logits = za @ negatives.T / temperature
-            loss = loss + gamma * functional.cross_entropy(logits, torch.arange(len(pairs)))
+            loss = loss + gamma * functional.cross_entropy(logits, torch.arange(len(pairs), device=device))
         terms.append(loss)
     if not terms:
         return torch.zeros((), device=features_a.device)

@@ -73,16 +73,25 @@ class Method:
     name = ""
     uses_unlabelled = True
 
-    def __init__(self, hyper: Hyper, seed: int) -> None:
+    def __init__(self, hyper: Hyper, seed: int, device: str = "cpu") -> None:
         self.hyper = hyper
+        self.device = torch.device(device)
         torch.manual_seed(seed)
+        # The augmentation stream stays on the CPU whatever the device, so a run draws the
+        # same flips, gammas and cutouts on a GPU as on the CPU.
         self.generator = torch.Generator().manual_seed(seed + 1)
         self.nets = self.build()
+        for module in self.networks():
+            module.to(self.device)
         params = [p for n in self.nets for p in n.parameters()]
         self.optimizer = torch.optim.AdamW(params, lr=hyper.lr, weight_decay=hyper.weight_decay)
 
     def build(self) -> list[DeepSupervisedUNet]:
         return [DeepSupervisedUNet(self.hyper.width)]
+
+    def networks(self) -> list[DeepSupervisedUNet]:
+        """Every network the method holds, trained or not (moved to the device together)."""
+        return list(self.nets)
 
     @property
     def predictor(self) -> DeepSupervisedUNet:
@@ -95,12 +104,12 @@ class Method:
         for net in self.nets:
             net.train()
         poly_lr(self.optimizer, self.hyper.lr, step, self.hyper.iterations)
-        x_l, y_l = labelled.sample(self.hyper.batch_labelled, labelled=True)
+        x_l, y_l = (t.to(self.device) for t in labelled.sample(self.hyper.batch_labelled, labelled=True))
         x_u = None
         if self.uses_unlabelled and unlabelled is not None:
-            x_u, _ = unlabelled.sample(self.hyper.batch_unlabelled, labelled=False)
+            x_u = unlabelled.sample(self.hyper.batch_unlabelled, labelled=False)[0].to(self.device)
         terms = self.loss(step, x_l, y_l, x_u)
-        total = sum(terms.values(), torch.zeros(()))
+        total = sum(terms.values(), torch.zeros((), device=self.device))
         self.optimizer.zero_grad(set_to_none=True)
         torch.autograd.backward(total)
         self.optimizer.step()
@@ -141,6 +150,9 @@ class MeanTeacher(Method):
             p.requires_grad_(False)
         return [student]
 
+    def networks(self) -> list[DeepSupervisedUNet]:
+        return [*self.nets, self.teacher]
+
     def loss(
         self, step: int, x_l: torch.Tensor, y_l: torch.Tensor, x_u: torch.Tensor | None
     ) -> dict[str, torch.Tensor]:
@@ -159,7 +171,7 @@ class MeanTeacher(Method):
         }
 
     def noisy(self, x: torch.Tensor) -> torch.Tensor:
-        return x + 0.05 * torch.randn(x.shape, generator=self.generator)
+        return x + 0.05 * torch.randn(x.shape, generator=self.generator).to(x.device)
 
     def after_step(self) -> None:
         with torch.no_grad():
@@ -208,9 +220,9 @@ class CrossPseudoSupervision(TwoBranch):
 class Barl(TwoBranch):
     name = "barl"
 
-    def __init__(self, hyper: Hyper, seed: int, parts: BarlParts | None = None) -> None:
+    def __init__(self, hyper: Hyper, seed: int, parts: BarlParts | None = None, device: str = "cpu") -> None:
         self.parts = parts or BarlParts()
-        super().__init__(hyper, seed)
+        super().__init__(hyper, seed, device)
 
     def loss(
         self, step: int, x_l: torch.Tensor, y_l: torch.Tensor, x_u: torch.Tensor | None
@@ -241,9 +253,9 @@ class Barl(TwoBranch):
             if parts.region:
                 terms["region"] = mu * losses.region_alignment(a.features, b.features, agreed)
             if parts.instance:
-                fg_a = ((lab_a == 1) & (conf_a >= h.tau)).numpy()
-                fg_b = ((lab_b == 1) & (conf_b >= h.tau)).numpy()
-                truth = (y[:n_l] == 1).numpy()
+                fg_a = ((lab_a == 1) & (conf_a >= h.tau)).cpu().numpy()
+                fg_b = ((lab_b == 1) & (conf_b >= h.tau)).cpu().numpy()
+                truth = (y[:n_l] == 1).cpu().numpy()
                 fg_a[:n_l], fg_b[:n_l] = truth, truth
                 background = torch.stack(
                     [losses.prototype(b.features[n], (agreed[n] == 0).float()[None]) for n in range(y.shape[0])]
@@ -252,9 +264,9 @@ class Barl(TwoBranch):
         return terms
 
 
-def make_method(name: str, hyper: Hyper, seed: int, parts: BarlParts | None = None) -> Method:
+def make_method(name: str, hyper: Hyper, seed: int, parts: BarlParts | None = None, device: str = "cpu") -> Method:
     if name == "barl":
-        return Barl(hyper, seed, parts)
+        return Barl(hyper, seed, parts, device)
     classes: dict[str, type[Method]] = {
         "supervised": Supervised,
         "mean_teacher": MeanTeacher,
@@ -262,7 +274,7 @@ def make_method(name: str, hyper: Hyper, seed: int, parts: BarlParts | None = No
     }
     if name not in classes:
         raise ValueError(f"unknown method {name!r}; expected one of {METHODS}")
-    return classes[name](hyper, seed)
+    return classes[name](hyper, seed, device)
 
 
 __all__ = ["METHODS", "BarlParts", "Hyper", "Method", "make_method", "upsampled"]

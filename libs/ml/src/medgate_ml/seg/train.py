@@ -36,9 +36,12 @@ def train_method(
     seed: int,
     parts: BarlParts | None = None,
     progress: Callable[[int, dict[str, float]], None] | None = None,
+    device: str = "cpu",
 ) -> RunResult:
+    """Train one method; ``device`` places its networks and batches (patch sampling and the
+    augmentation draws stay on the CPU, so a GPU run sees the same patches and views)."""
     torch.manual_seed(seed)
-    method = make_method(name, hyper, seed, parts)
+    method = make_method(name, hyper, seed, parts, device)
     rng = np.random.default_rng([seed, 3])
     lab = PatchSampler(labelled, rng)
     unl = PatchSampler(unlabelled, rng) if unlabelled and method.uses_unlabelled else None
@@ -58,22 +61,25 @@ def sliding_probability(
     image: np.ndarray,
     patch: Sequence[int] = PATCH,
     overlap: float = 0.25,
+    device: torch.device | str = "cpu",
 ) -> np.ndarray:
     """Lesion probability of a [D, H, W] volume by Gaussian-blended sliding windows of
-    ``patch``; ``model`` maps [N, 1, *patch] to softmax [N, 2, *patch] (torch or ONNX)."""
-    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
+    ``patch``; ``model`` maps [N, 1, *patch] to softmax [N, 2, *patch] (torch or ONNX).
+    The windows run on ``device`` (a torch model's); the result is a CPU array."""
+    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(device)
     with torch.no_grad():
         out = sliding_window_inference(
             x, tuple(patch), 4, model, overlap=overlap, mode="gaussian", padding_mode="constant"
         )
     assert isinstance(out, torch.Tensor)
-    result: np.ndarray = out[0, 1].numpy()
+    result: np.ndarray = out[0, 1].cpu().numpy()
     return result
 
 
 def predict(net: DeepSupervisedUNet, image: np.ndarray, overlap: float = 0.25) -> np.ndarray:
     """Lesion probability of one network (the finest head's softmax) over a whole volume."""
-    return sliding_probability(Probabilities(net).eval(), image, PATCH, overlap)
+    device = next(net.parameters()).device
+    return sliding_probability(Probabilities(net).eval(), image, PATCH, overlap, device)
 
 
 def evaluate(net: DeepSupervisedUNet, volumes: Sequence[Volume]) -> tuple[dict[str, float], list[VolumeScore]]:

@@ -37,28 +37,34 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(2, help="Runs in parallel (one torch thread each)."),
         out: Path = typer.Option(RESULTS, help="Folder for runs/*.json and the summary."),
         weights: Path = typer.Option(None, help="Instead: score this weights folder's ONNX model on the test set."),
+        device: str = typer.Option(
+            "cpu", help="Torch device the runs train on: cpu, or cuda (runs then share the GPU)."
+        ),
+        ratio: list[float] = typer.Option(None, help="Labelled fractions (repeatable; default 0.05 and 0.1)."),
     ) -> None:
         """Every method at 5 % and 10 % labels and 3 seeds, plus the fully supervised bound."""
-        from medgate_seg.training.experiment import comparison_specs, write_summary
+        from medgate_seg.training.experiment import RATIOS, comparison_specs, write_summary
 
         if weights is not None:
             from medgate_seg.training.check import score_onnx
 
             typer.echo(json.dumps(score_onnx(weights), indent=2))
             return
-        typer.echo(write_summary(comparison_specs(iterations), out, "comparison", workers))
+        specs = comparison_specs(iterations, ratios=ratio or RATIOS)
+        typer.echo(write_summary(specs, out, "comparison", workers, device))
 
     @app.command("ablate")
     def ablate_cmd(
         iterations: int = typer.Option(1000),
         workers: int = typer.Option(2),
         out: Path = typer.Option(RESULTS),
+        device: str = typer.Option("cpu", help="Torch device the runs train on: cpu or cuda."),
     ) -> None:
         """BARL at 10 % labels with one component removed at a time (3 seeds), beside full BARL."""
         from medgate_seg.training.experiment import ablation_specs, comparison_specs, write_summary
 
         full = [s for s in comparison_specs(iterations) if s.method == "barl" and s.ratio == 0.10]
-        typer.echo(write_summary(full + ablation_specs(iterations), out, "ablation", workers))
+        typer.echo(write_summary(full + ablation_specs(iterations), out, "ablation", workers, device))
 
     @app.command("speed")
     def speed_cmd(

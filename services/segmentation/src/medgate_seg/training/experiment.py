@@ -5,13 +5,15 @@ it on the same held-out test set. Runs are independent and resumable: each write
 ``runs/<key>.json`` under the output folder and is skipped when that file exists, so an
 interrupted grid continues where it stopped. Runs execute in a process pool (one torch
 thread per process), because two single-threaded runs use two small cores better than one
-run with two threads.
+run with two threads. On a GPU (``device="cuda"``) the pool's processes share the card; a
+run records the device it trained on, and its numbers are not bit-identical to a CPU run's.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -58,7 +60,7 @@ def ablation_specs(iterations: int, seeds: Sequence[int] = SEEDS, ratio: float =
     return [RunSpec("barl", ratio, s, iterations, without=part) for part in ABLATIONS for s in seeds]
 
 
-def run_one(spec: RunSpec, out_dir: Path, keep_checkpoint: bool = False) -> dict[str, object]:
+def run_one(spec: RunSpec, out_dir: Path, keep_checkpoint: bool = False, device: str = "cpu") -> dict[str, object]:
     """Train and score one run in this process; returns the row written to runs/<key>.json."""
     import torch
 
@@ -74,7 +76,13 @@ def run_one(spec: RunSpec, out_dir: Path, keep_checkpoint: bool = False) -> dict
     hyper = Hyper(iterations=spec.iterations, **spec.extra)  # type: ignore[arg-type]
     parts = BarlParts().without(spec.without) if spec.without else None
     result = train_method(
-        spec.method, [train[i] for i in labelled_idx], [train[i] for i in unlabelled_idx], hyper, spec.seed, parts
+        spec.method,
+        [train[i] for i in labelled_idx],
+        [train[i] for i in unlabelled_idx],
+        hyper,
+        spec.seed,
+        parts,
+        device=device,
     )
     start = time.perf_counter()
     summary, scores = evaluate(result.method.predictor, test)
@@ -87,6 +95,7 @@ def run_one(spec: RunSpec, out_dir: Path, keep_checkpoint: bool = False) -> dict
         "train_seconds": round(result.seconds, 1),
         "eval_seconds": round(time.perf_counter() - start, 1),
         "versions": versions(),
+        "device": device_name(device),
         "summary": summary,
         "volumes": as_rows(scores),
         "history": result.history,
@@ -107,15 +116,24 @@ def versions() -> dict[str, str]:
     return {"torch": torch.__version__, "monai": monai.__version__, "numpy": np.__version__}
 
 
+def device_name(device: str) -> str:
+    """``cpu``, or the GPU's model beside the torch device (``cuda: NVIDIA H200``)."""
+    import torch
+
+    if device.startswith("cuda"):
+        return f"{device}: {torch.cuda.get_device_name(torch.device(device))}"
+    return device
+
+
 def _cached(spec: RunSpec, out_dir: Path) -> bool:
     """A stored run counts only if it was made from exactly this spec."""
     path = out_dir / "runs" / f"{spec.key}.json"
     return path.exists() and json.loads(path.read_text()).get("spec") == asdict(spec)
 
 
-def _run_logged(args: tuple[RunSpec, Path, bool]) -> dict[str, object]:
-    spec, out_dir, keep = args
-    row = run_one(spec, out_dir, keep)
+def _run_logged(args: tuple[RunSpec, Path, bool, str]) -> dict[str, object]:
+    spec, out_dir, keep, device = args
+    row = run_one(spec, out_dir, keep, device)
     summary = row["summary"]
     assert isinstance(summary, dict)
     print(
@@ -126,7 +144,7 @@ def _run_logged(args: tuple[RunSpec, Path, bool]) -> dict[str, object]:
 
 
 def run_grid(
-    specs: Iterable[RunSpec], out_dir: Path, workers: int = 2, keep_checkpoints: bool = False
+    specs: Iterable[RunSpec], out_dir: Path, workers: int = 2, keep_checkpoints: bool = False, device: str = "cpu"
 ) -> list[dict[str, object]]:
     """Run every spec not yet on disk (``workers`` at a time) and return all rows."""
     specs = list(specs)
@@ -134,12 +152,14 @@ def run_grid(
     # Longest first, so that the pool does not end on one long run.
     todo.sort(key=lambda s: (s.method == "supervised", s.method == "mean_teacher"))
     if todo:
-        jobs = [(s, out_dir, keep_checkpoints) for s in todo]
+        jobs = [(s, out_dir, keep_checkpoints, device) for s in todo]
         if workers <= 1:
             for job in jobs:
                 _run_logged(job)
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            # CUDA cannot be used in a forked child once initialised; spawned workers start clean.
+            context = multiprocessing.get_context("spawn" if device.startswith("cuda") else None)
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
                 list(pool.map(_run_logged, jobs))
     return [json.loads((out_dir / "runs" / f"{s.key}.json").read_text()) for s in specs]
 
@@ -200,10 +220,10 @@ def table(groups: dict[str, dict[str, object]], order: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def write_summary(specs: Sequence[RunSpec], out_dir: Path, name: str, workers: int = 2) -> str:
+def write_summary(specs: Sequence[RunSpec], out_dir: Path, name: str, workers: int = 2, device: str = "cpu") -> str:
     """Run what is missing, then write ``<name>.json`` (per group: mean, std, runs) and
     ``<name>.md`` (the table) under ``out_dir``; returns the table."""
-    rows = run_grid(specs, out_dir, workers)
+    rows = run_grid(specs, out_dir, workers, device=device)
     groups = aggregate(rows)
     order = sorted(groups, key=lambda k: (-groups[k]["ratio"], _ORDER.get(str(groups[k]["method"]), 9), k))  # type: ignore[operator]
     text = table(groups, order) + "\n\n" + paired_table(rows)
