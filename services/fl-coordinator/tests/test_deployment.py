@@ -27,6 +27,7 @@ from medgate_fl import deploy
 from medgate_fl.certs import make_certificates, make_site_key, make_site_keys
 from medgate_fl.global_model import CARD, ONNX, WEIGHTS
 from medgate_fl.task import build_model
+from medgate_fl.wire import ARRAYS_DIGEST
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PER_SITE = 20
@@ -46,6 +47,7 @@ ALLOWED_CONFIG = {
     "site-bn",
     "method",
     "server-round",
+    ARRAYS_DIGEST,  # a train message without weights: the digest of those the site kept
 }
 GMM_KEYS = {"gmm-weights", "gmm-means", "gmm-variances"}
 TRAIN_METRICS = {
@@ -240,6 +242,11 @@ def test_two_fedgsca_rounds_over_tls_send_only_weights_and_mixtures(deployment: 
     assert all(set(e["content"]) == {"arrays", "metrics"} for e in received_train)
     round2 = [e for e in entries if e["round"] == 2 and e["direction"] == "sent" and e["type"] == "train"]
     assert all(set(e["content"]["config"]["items"]) >= GMM_KEYS for e in round2)
+    # Round 2's model went out with the query only: every SuperNode kept it in its context
+    # state and trained it (no error replies, above) from a train message of config alone.
+    assert all(set(e["content"]) == {"config"} and ARRAYS_DIGEST in e["content"]["config"]["items"] for e in round2)
+    queries = [e for e in entries if e["direction"] == "sent" and e["type"] == "query.gmm"]
+    assert all(set(e["content"]) == {"arrays", "config"} for e in queries)
 
 
 def test_supernode_with_an_unregistered_key_is_refused_and_gets_no_task(deployment: Deployment) -> None:

@@ -156,11 +156,16 @@ def test_cli_quick_writes_runs_and_tables(tmp_path: Path, cache: Path, monkeypat
 
 
 def test_cost_comparison(cache: Path) -> None:
-    cost = experiment.compare_cost(experiment.Settings(**{**vars(experiment.QUICK), "rounds": 2}), cache_dir=cache)
+    cost = experiment.compare_cost(
+        experiment.Settings(**{**vars(experiment.QUICK), "rounds": 2}), cache_dir=cache, repeats=2
+    )
     assert cost["fedgsca-seconds"] > 0
     assert cost["fedavg-seconds"] > 0
-    # A FedGSCA round sends the model once more (query.gmm) and gets 3 x 2 floats back.
-    assert 1.3 < cost["bytes-ratio"] < 1.6
+    assert cost["time-ratio-min"] <= cost["time-ratio"] <= cost["time-ratio-max"]
+    # A selecting FedGSCA round sends the model once, with query.gmm; its train messages carry
+    # config and the weights' digest, and the replies add a mixture per site: a little more
+    # than FedAvg, nothing like a second copy of the model (that was 1.3-1.6).
+    assert 1.0 < cost["bytes-ratio"] < 1.02
 
 
 def test_settings_that_could_not_select_or_train_are_refused() -> None:

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from flwr.app import Message
+from flwr.app import ConfigRecord, Message, RecordDict
 
 from medgate_fl.inprocess import NODE_BASE, Federation, federate
+from medgate_fl.strategies.base import SiteStrategy
 from medgate_fl.strategies.fedgsca import FedGSCA
+from medgate_fl.wire import ARRAYS_DIGEST, arrays_digest
 
 SITES = 3
 RUN: dict[str, bool | float | int | str] = {
@@ -54,6 +56,71 @@ def test_fedgsca_rounds_through_the_clientapp(cache: Path) -> None:
     query = next(t for t in f.grid.traffic if t.message_type == "query.gmm")
     assert train.bytes_received > 3 * 90_000
     assert query.bytes_received < 3 * 400
+    # Round 2's model went out once, with the query; its train messages carried config only.
+    train2 = next(t for t in f.grid.traffic if t.message_type == "train" and t.server_round == 2)
+    assert query.bytes_sent > 3 * 90_000 and train.bytes_sent > 3 * 90_000
+    assert train2.bytes_sent < 3 * 2_000
+
+
+def _train_payloads(cache: Path, **faults: str) -> tuple[Federation, list[tuple[int, int, bool, bool]]]:
+    """A FedGSCA run whose ``faults`` ('<message type>@<site>' -> fault) are injected in
+    round 2; returns it and (round, site, carries weights, carries a digest) per train message."""
+    seen: list[tuple[int, int, bool, bool]] = []
+
+    def spy(msg: Message, site: int) -> str | None:
+        config = msg.content.config_records["config"]
+        if msg.metadata.message_type == "train":
+            seen.append(
+                (int(config["server-round"]), site, "arrays" in msg.content.array_records, ARRAYS_DIGEST in config)
+            )  # type: ignore[arg-type]
+        return faults.get(f"{msg.metadata.message_type}@{site}") if config.get("server-round") == 2 else None
+
+    return federate({**RUN, "strategy": "fedgsca"}, SITES, cache_dir=cache, faults=spy), seen
+
+
+def test_a_site_trains_the_weights_it_kept_from_the_query_as_if_they_had_been_resent(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    light, seen = _train_payloads(cache)
+    assert sorted(seen) == [(1, s, True, False) for s in range(SITES)] + [(2, s, False, True) for s in range(SITES)]
+    monkeypatch.setattr(FedGSCA, "shape_train", SiteStrategy.shape_train)  # the model sent twice, as before
+    full, seen = _train_payloads(cache)
+    assert all(carries for _, _, carries, _ in seen)
+    assert np.array_equal(_flat(light), _flat(full))
+    assert light.result.train_metrics_clientapp[2] == full.result.train_metrics_clientapp[2]
+
+
+def test_a_site_whose_query_was_lost_gets_the_weights_with_its_train_message(cache: Path) -> None:
+    f, seen = _train_payloads(cache, **{"query.gmm@1": "drop"})
+    round2 = {site: (carries, digest) for r, site, carries, digest in seen if r == 2}
+    assert round2 == {0: (False, True), 1: (True, False), 2: (False, True)}
+    train2 = next(t for t in f.grid.traffic if t.message_type == "train" and t.server_round == 2)
+    assert (train2.messages, train2.replies) == (3, 3)
+    assert "clean-fraction" in f.result.train_metrics_clientapp[2]
+    assert f.strategy.failed_rounds == []
+
+
+def test_a_train_message_without_weights_fails_clearly_unless_the_site_kept_the_same_weights(cache: Path) -> None:
+    f, _ = _train_payloads(cache)
+    arrays = f.result.arrays
+
+    def send(kind: str, **extra: bool | float | int | str) -> Message:
+        config = ConfigRecord({"server-round": 3, "method": "fedgsca", **extra})
+        content = {"config": config} if kind == "train" else {"arrays": arrays, "config": config}
+        (reply,) = f.grid.send_and_receive([Message(RecordDict(content), dst_node_id=NODE_BASE, message_type=kind)])
+        return reply
+
+    reply = send("train", **{ARRAYS_DIGEST: arrays_digest(arrays)})
+    assert reply.has_error() and "kept none" in reply.error.reason, reply.error.reason
+    assert not send("query.gmm").has_error()
+    reply = send("train", **{ARRAYS_DIGEST: "0" * 64})
+    assert reply.has_error() and "do not match" in reply.error.reason, reply.error.reason
+    # What was kept is spent by the train message that found it, matching or not.
+    reply = send("train", **{ARRAYS_DIGEST: arrays_digest(arrays)})
+    assert reply.has_error() and "kept none" in reply.error.reason
+    assert not send("query.gmm").has_error()
+    reply = send("train", **{ARRAYS_DIGEST: arrays_digest(arrays)})
+    assert not reply.has_error() and reply.content.array_records["arrays"].keys() == arrays.keys()
 
 
 def test_runs_are_deterministic(cache: Path) -> None:

@@ -219,6 +219,7 @@ def cost_command(
     rounds: int | None = typer.Option(None, help="Override the number of rounds"),
     warmup_rounds: int | None = typer.Option(None, min=0, help="Override the warm-up rounds (not counted)"),
     cache_dir: Path | None = typer.Option(None, help="Where generated key slices are cached"),
+    repeats: int = typer.Option(1, min=1, help="Run the pair this many times, alternating order; medians"),
 ) -> None:
     """FedGSCA vs FedAvg: seconds and bytes per round (in process, after the warm-up)."""
 
@@ -227,7 +228,7 @@ def cost_command(
     settings = experiment.QUICK if quick else experiment.Settings()
     overrides: dict[str, Any] = {"rounds": rounds, "warmup_rounds": warmup_rounds}
     settings = _override(settings, overrides)
-    for key, value in experiment.compare_cost(settings, cache_dir=cache_dir).items():
+    for key, value in experiment.compare_cost(settings, cache_dir=cache_dir, repeats=repeats).items():
         typer.echo(f"{key}: {value:.4g}")
 
 

@@ -3,6 +3,9 @@
 ``query.gmm`` answers with the site's loss mixture (three pairs of floats and a count),
 ``train`` with updated weights and scalar metrics, ``evaluate`` with scalar metrics on the
 site's clean held-out slices. Nothing else leaves the site.
+
+A FedGSCA train message may come without weights: the site then trains the model of the
+same round's query, which it kept, after checking it against the message's digest.
 """
 
 from __future__ import annotations
@@ -19,12 +22,17 @@ from medgate_fl.adjust import AdaptiveThresholds
 from medgate_fl.runconfig import DEFAULTS
 from medgate_fl.site import Scoring, SiteConfig, evaluate_site, load_site, normalised_losses, scoring_probs, train_round
 from medgate_fl.task import build_model
+from medgate_fl.wire import ARRAYS_DIGEST, arrays_digest
 
 app = ClientApp()
 STATE_KEY = "caa"
 #: The query's predictions, kept in the site's state for the same round's train message
 #: (same global model): FedGSCA's train step then needs no extra forward pass.
 PROBS_KEY = "gmm-probs"
+#: The query's model, kept for the same round's train message when that comes without one.
+WEIGHTS_KEY = "gmm-weights"
+#: The round of the query whose predictions and model are kept.
+ROUND_KEY = PROBS_KEY + "-round"
 #: A site's arrays are read (or generated) once per process, not once per message.
 cached_site = lru_cache(maxsize=16)(load_site)
 
@@ -76,17 +84,44 @@ def query_gmm(msg: Message, context: Context) -> Message:
     probs = scoring_probs(site, model, scoring)
     local = gmm.fit(normalised_losses(site, probs, scoring), init=mixture_from(config))
     context.state[PROBS_KEY] = ArrayRecord({"probs": Array(probs.numpy())})
-    context.state[PROBS_KEY + "-round"] = ConfigRecord({"server-round": int(config.get("server-round", -1))})  # type: ignore[arg-type]
+    context.state[WEIGHTS_KEY] = msg.content.array_records["arrays"]
+    context.state[ROUND_KEY] = ConfigRecord({"server-round": int(config.get("server-round", -1))})  # type: ignore[arg-type]
     record = MetricRecord({**local.as_lists(), "num-examples": len(site.labels)})
     return Message(RecordDict({"gmm": record}), reply_to=msg)
+
+
+def kept_from_query(context: Context, config: ConfigRecord) -> tuple[ArrayRecord | None, torch.Tensor | None]:
+    """The model and predictions kept from this round's query, removed from the state (a
+    later round must not find them); ``None`` for what is not there or from another round."""
+    weights = context.state.array_records.get(WEIGHTS_KEY)
+    cached = context.state.array_records.get(PROBS_KEY)
+    stamp = context.state.config_records.get(ROUND_KEY)
+    for key in (WEIGHTS_KEY, PROBS_KEY, ROUND_KEY):
+        if key in context.state:
+            del context.state[key]
+    if stamp is None or stamp["server-round"] != config.get("server-round"):
+        return None, None
+    probs = torch.from_numpy(cached["probs"].numpy()) if cached is not None else None
+    return weights, probs
 
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     site = cached_site(site_config(context))
-    model = build_model(site.classes)
-    model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
     config = msg.content.config_records["config"]
+    kept, probs = kept_from_query(context, config)
+    arrays = msg.content.array_records.get("arrays")
+    if arrays is None:
+        round_ = int(config.get("server-round", -1))  # type: ignore[arg-type]
+        if kept is None:
+            raise ValueError(
+                f"train message of round {round_} carries no weights and this site kept none from its query"
+            )
+        if arrays_digest(kept) != config.get(ARRAYS_DIGEST):
+            raise ValueError(f"the weights kept from round {round_}'s query do not match the train message's digest")
+        arrays = kept
+    model = build_model(site.classes)
+    model.load_state_dict(arrays.to_torch_state_dict())
     thresholds = None
     if str(config.get("thresholds", "adaptive")) == "adaptive":
         saved = context.state.config_records.get(STATE_KEY)
@@ -94,13 +129,6 @@ def train(msg: Message, context: Context) -> Message:
         if saved is not None:
             thresholds.tau_global = float(saved["tau-global"])  # type: ignore[arg-type]
             thresholds.class_probs = [float(v) for v in saved["class-probs"]]  # type: ignore[union-attr]
-    probs = None
-    cached = context.state.array_records.get(PROBS_KEY)
-    stamp = context.state.config_records.get(PROBS_KEY + "-round")
-    if cached is not None and stamp is not None:
-        if stamp["server-round"] == config.get("server-round"):
-            probs = torch.from_numpy(cached["probs"].numpy())
-        del context.state[PROBS_KEY], context.state[PROBS_KEY + "-round"]
     metrics = train_round(
         site,
         model,

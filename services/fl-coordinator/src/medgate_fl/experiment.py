@@ -355,19 +355,34 @@ def compare_cost(
     rate: float = 0.4,
     seed: int = 0,
     cache_dir: Path | None = None,
+    repeats: int = 1,
 ) -> dict[str, float]:
     """FedGSCA's round against FedAvg's: seconds and serialised bytes per round.
 
     Only rounds after the warm-up count (FedGSCA's warm-up rounds are FedAvg rounds). A
     discarded FedAvg run first warms torch and the site cache. In process the sites run one
     after another, so a round's time is the *sum* of the sites' work plus the server's;
-    both methods are measured the same way, which is what the ratio needs."""
+    both methods are measured the same way, which is what the ratio needs.
+
+    With ``repeats`` > 1 the pair runs that many times, in alternating order (FedAvg first,
+    then FedGSCA first, ...), so that drift in the machine's speed falls on both; seconds
+    and the time ratio are then medians over the repeats (``time-ratio-min``/``-max`` give
+    the spread). Bytes do not vary."""
     execute(RunSpec("fedavg", noise, rate, seed, settings), cache_dir)
+    seconds: dict[str, list[float]] = {"fedavg": [], "fedgsca": []}
+    size: dict[str, float] = {}
+    for i in range(repeats):
+        for method in ("fedavg", "fedgsca") if i % 2 == 0 else ("fedgsca", "fedavg"):
+            rows = execute(RunSpec(method, noise, rate, seed, settings), cache_dir)["rounds"][settings.warmup_rounds :]
+            seconds[method].append(float(np.mean([row["seconds"] for row in rows])))
+            size[method] = float(np.mean([row["bytes"] for row in rows]))
+    ratios = np.array(seconds["fedgsca"]) / np.array(seconds["fedavg"])
     out: dict[str, float] = {}
     for method in ("fedavg", "fedgsca"):
-        rows = execute(RunSpec(method, noise, rate, seed, settings), cache_dir)["rounds"][settings.warmup_rounds :]
-        out[f"{method}-seconds"] = float(np.mean([row["seconds"] for row in rows]))
-        out[f"{method}-bytes"] = float(np.mean([row["bytes"] for row in rows]))
-    out["time-ratio"] = out["fedgsca-seconds"] / out["fedavg-seconds"]
+        out[f"{method}-seconds"] = float(np.median(seconds[method]))
+        out[f"{method}-bytes"] = size[method]
+    out["time-ratio"] = float(np.median(ratios))
+    if repeats > 1:
+        out["time-ratio-min"], out["time-ratio-max"] = float(ratios.min()), float(ratios.max())
     out["bytes-ratio"] = out["fedgsca-bytes"] / out["fedavg-bytes"]
     return out

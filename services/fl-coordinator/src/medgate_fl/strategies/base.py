@@ -57,8 +57,14 @@ class SiteStrategy(FedAvg):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         round_config = self.round_config(server_round, arrays, config, grid)
-        messages = list(super().configure_train(server_round, arrays, round_config, grid))
+        messages = self.shape_train(
+            server_round, arrays, list(super().configure_train(server_round, arrays, round_config, grid))
+        )
         self.wire.record("sent", server_round, messages)
+        return messages
+
+    def shape_train(self, server_round: int, arrays: ArrayRecord, messages: list[Message]) -> list[Message]:
+        """The train messages as sent (subclasses may lighten some); FedAvg's as they are."""
         return messages
 
     def aggregate_train(

@@ -8,6 +8,12 @@ puts the merged mixture into the train config, with which the sites split their 
 into clean and noisy and run Client Adaptive Adjustment. Weights are averaged as in FedAvg.
 Without the global selector (``global_selector=False``, :mod:`.local_gmm`) no query is sent
 and each site fits its own mixture (``selector = "local"`` in the train config).
+
+The query already carried the round's model, so a site that answered it keeps those weights
+(in its ``context.state``) and its train message carries none: only the config, with the
+weights' SHA-256 (:data:`medgate_fl.wire.ARRAYS_DIGEST`) for the site to check against what
+it kept. A site whose query failed gets the full train message. The model therefore crosses
+the wire once per round, as in FedAvg, not twice.
 """
 
 from __future__ import annotations
@@ -15,12 +21,13 @@ from __future__ import annotations
 from logging import INFO
 from pathlib import Path
 
-from flwr.app import ArrayRecord, ConfigRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 from flwr.common.logger import log
 from flwr.serverapp import Grid
 
 from medgate_fl import gmm
 from medgate_fl.strategies.base import SiteStrategy
+from medgate_fl.wire import ARRAYS_DIGEST, arrays_digest
 
 GMM_QUERY = "query.gmm"
 
@@ -43,6 +50,8 @@ class FedGSCA(SiteStrategy):
         self.global_selector = global_selector
         self.mixture: gmm.Mixture | None = None
         self.mixture_history: dict[int, gmm.Mixture] = {}
+        #: (round, nodes that answered that round's query): they hold its weights.
+        self.holding: tuple[int, frozenset[int]] = (0, frozenset())
 
     def summary(self) -> None:
         super().summary()
@@ -59,15 +68,17 @@ class FedGSCA(SiteStrategy):
         self.wire.record("sent", server_round, queries)
         replies = list(grid.send_and_receive(queries, timeout=self.selector_timeout))
         self.wire.record("received", server_round, replies)
-        mixtures, counts = [], []
+        mixtures, counts, answered = [], [], set()
         for reply in replies:
             if reply.has_error():
                 continue
+            answered.add(reply.metadata.src_node_id)
             stats = reply.content.metric_records["gmm"]
             mixtures.append(
                 gmm.Mixture.from_lists(stats["weights"], stats["means"], stats["variances"])  # type: ignore[arg-type]
             )
             counts.append(int(stats["num-examples"]))  # type: ignore[arg-type]
+        self.holding = (server_round, frozenset(answered))
         if mixtures:
             self.mixture = gmm.aggregate(mixtures, counts)
             self.mixture_history[server_round] = self.mixture
@@ -84,3 +95,18 @@ class FedGSCA(SiteStrategy):
             if self.mixture is not None:
                 config.update({f"gmm-{k}": v for k, v in self.mixture.as_lists().items()})
         return config
+
+    def shape_train(self, server_round: int, arrays: ArrayRecord, messages: list[Message]) -> list[Message]:
+        """Train messages to the sites that answered this round's query carry no weights."""
+        held_round, nodes = self.holding
+        if held_round != server_round or not nodes or not messages:
+            return messages
+        config = ConfigRecord(dict(messages[0].content.config_records[self.configrecord_key].items()))
+        config[ARRAYS_DIGEST] = arrays_digest(arrays)
+        light = RecordDict({self.configrecord_key: config})
+        return [
+            msg
+            if msg.metadata.dst_node_id not in nodes
+            else Message(content=light, message_type=msg.metadata.message_type, dst_node_id=msg.metadata.dst_node_id)
+            for msg in messages
+        ]
