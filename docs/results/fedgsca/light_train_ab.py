@@ -7,8 +7,8 @@ query and train messages, the mean seconds of a warm-up round's train messages, 
 bytes the server sent per selecting round. Run it alternately on two checkouts, e.g.
 
     for i in 1 2 3; do
-        PYTHONPATH=/tmp/before/services/fl-coordinator/src python light_train_ab.py before
-        python light_train_ab.py after
+        PYTHONPATH=/tmp/before/services/fl-coordinator/src python light_train_ab.py old
+        python light_train_ab.py new
     done
 
 with ``/tmp/before`` a worktree of the commit before the change (``git worktree add``);

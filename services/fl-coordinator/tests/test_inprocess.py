@@ -90,8 +90,9 @@ def test_a_site_trains_the_weights_it_kept_from_the_query_as_if_they_had_been_re
     assert light.result.train_metrics_clientapp[2] == full.result.train_metrics_clientapp[2]
 
 
-def test_a_site_whose_query_was_lost_gets_the_weights_with_its_train_message(cache: Path) -> None:
-    f, seen = _train_payloads(cache, **{"query.gmm@1": "drop"})
+@pytest.mark.parametrize("fault", ["drop", "raise"])
+def test_a_site_whose_query_was_lost_gets_the_weights_with_its_train_message(cache: Path, fault: str) -> None:
+    f, seen = _train_payloads(cache, **{"query.gmm@1": fault})
     round2 = {site: (carries, digest) for r, site, carries, digest in seen if r == 2}
     assert round2 == {0: (False, True), 1: (True, False), 2: (False, True)}
     train2 = next(t for t in f.grid.traffic if t.message_type == "train" and t.server_round == 2)
@@ -111,16 +112,20 @@ def test_a_train_message_without_weights_fails_clearly_unless_the_site_kept_the_
         return reply
 
     reply = send("train", **{ARRAYS_DIGEST: arrays_digest(arrays)})
-    assert reply.has_error() and "kept none" in reply.error.reason, reply.error.reason
+    assert reply.has_error() and "holds none" in reply.error.reason, reply.error.reason
     assert not send("query.gmm").has_error()
     reply = send("train", **{ARRAYS_DIGEST: "0" * 64})
     assert reply.has_error() and "do not match" in reply.error.reason, reply.error.reason
     # What was kept is spent by the train message that found it, matching or not.
     reply = send("train", **{ARRAYS_DIGEST: arrays_digest(arrays)})
-    assert reply.has_error() and "kept none" in reply.error.reason
+    assert reply.has_error() and "holds none" in reply.error.reason
     assert not send("query.gmm").has_error()
     reply = send("train", **{ARRAYS_DIGEST: arrays_digest(arrays)})
     assert not reply.has_error() and reply.content.array_records["arrays"].keys() == arrays.keys()
+    # Weights kept from an earlier round's query are not used for a later round.
+    assert not send("query.gmm").has_error()
+    reply = send("train", **{"server-round": 4, ARRAYS_DIGEST: arrays_digest(arrays)})
+    assert reply.has_error() and "round 4" in reply.error.reason and "holds none" in reply.error.reason
 
 
 def test_runs_are_deterministic(cache: Path) -> None:

@@ -10,9 +10,11 @@ one ``--ratio``, preceded by a probe that sized the iteration count to the lease
 3. ``write_summary(comparison_specs(iterations, ratios=RATIOS), ..., device="cuda")``,
    the code behind ``medgate seg eval``.
 
-``device_run.sh`` beside this file installed the three missing wheels (MONAI, pydicom,
-nibabel) and set ``PYTHONPATH`` to the repository's sources: the lent machine has no
-package index. Calls: ``bash device_run.sh 540 480`` (10 % labels), then
+This is the driver tidied after the run (names, lint); the file that ran is
+``gpu_driver_as_run.py.txt`` beside it, with the same logic and its own log wording (the
+logs ``log-*.txt`` are that file's output). ``device_run.sh`` beside this file installed
+the three missing wheels (MONAI, pydicom, nibabel) and set ``PYTHONPATH`` to the
+repository's sources: the lent machine has no package index. Calls: ``bash device_run.sh 540 480`` (10 % labels), then
 ``RATIOS=0.05 LADDER=2000 PROBE_N=5 bash device_run.sh 340 100000`` (5 % labels, the 100 %
 runs of the first call carried over and reused).
 """

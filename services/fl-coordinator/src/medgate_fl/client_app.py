@@ -115,7 +115,7 @@ def train(msg: Message, context: Context) -> Message:
         round_ = int(config.get("server-round", -1))  # type: ignore[arg-type]
         if kept is None:
             raise ValueError(
-                f"train message of round {round_} carries no weights and this site kept none from its query"
+                f"train message of round {round_} carries no weights and this site holds none from that round's query"
             )
         if arrays_digest(kept) != config.get(ARRAYS_DIGEST):
             raise ValueError(f"the weights kept from round {round_}'s query do not match the train message's digest")

@@ -365,9 +365,10 @@ def compare_cost(
     both methods are measured the same way, which is what the ratio needs.
 
     With ``repeats`` > 1 the pair runs that many times, in alternating order (FedAvg first,
-    then FedGSCA first, ...), so that drift in the machine's speed falls on both; seconds
-    and the time ratio are then medians over the repeats (``time-ratio-min``/``-max`` give
-    the spread). Bytes do not vary."""
+    then FedGSCA first, ...), so that drift in the machine's speed falls on both. Each
+    method's seconds are then the median over the repeats, and ``time-ratio`` is the median
+    of the repeats' own ratios (paired, so not the ratio of the two medians);
+    ``time-ratio-min``/``-max`` give the spread. Bytes do not vary."""
     execute(RunSpec("fedavg", noise, rate, seed, settings), cache_dir)
     seconds: dict[str, list[float]] = {"fedavg": [], "fedgsca": []}
     size: dict[str, float] = {}

@@ -125,7 +125,8 @@ class Method:
         return None
 
     def state(self) -> dict[str, object]:
-        return {"method": self.name, "nets": [n.state_dict() for n in self.nets]}
+        """The networks' weights as CPU tensors (a checkpoint loads anywhere)."""
+        return {"method": self.name, "nets": [{k: v.cpu() for k, v in n.state_dict().items()} for n in self.nets]}
 
 
 class Supervised(Method):

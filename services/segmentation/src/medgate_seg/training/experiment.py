@@ -125,10 +125,15 @@ def device_name(device: str) -> str:
     return device
 
 
-def _cached(spec: RunSpec, out_dir: Path) -> bool:
-    """A stored run counts only if it was made from exactly this spec."""
+def _cached(spec: RunSpec, out_dir: Path, device: str = "cpu") -> bool:
+    """A stored run counts only if it was made from exactly this spec, on the same kind of
+    device (runs from before devices were recorded are CPU runs)."""
     path = out_dir / "runs" / f"{spec.key}.json"
-    return path.exists() and json.loads(path.read_text()).get("spec") == asdict(spec)
+    if not path.exists():
+        return False
+    row = json.loads(path.read_text())
+    stored = str(row.get("device", "cpu")).split(":")[0]
+    return bool(row.get("spec") == asdict(spec) and stored == device.split(":")[0])
 
 
 def _run_logged(args: tuple[RunSpec, Path, bool, str]) -> dict[str, object]:
@@ -148,7 +153,7 @@ def run_grid(
 ) -> list[dict[str, object]]:
     """Run every spec not yet on disk (``workers`` at a time) and return all rows."""
     specs = list(specs)
-    todo = [s for s in specs if not _cached(s, out_dir)]
+    todo = [s for s in specs if not _cached(s, out_dir, device)]
     # Longest first, so that the pool does not end on one long run.
     todo.sort(key=lambda s: (s.method == "supervised", s.method == "mean_teacher"))
     if todo:
