@@ -11,7 +11,7 @@ from flwr.app import ConfigRecord, Message, RecordDict
 from medgate_fl.inprocess import NODE_BASE, Federation, federate
 from medgate_fl.strategies.base import SiteStrategy
 from medgate_fl.strategies.fedgsca import FedGSCA
-from medgate_fl.wire import ARRAYS_DIGEST, arrays_digest
+from medgate_fl.wire import ARRAYS_DIGEST
 
 SITES = 3
 RUN: dict[str, bool | float | int | str] = {
@@ -111,20 +111,20 @@ def test_a_train_message_without_weights_fails_clearly_unless_the_site_kept_the_
         (reply,) = f.grid.send_and_receive([Message(RecordDict(content), dst_node_id=NODE_BASE, message_type=kind)])
         return reply
 
-    reply = send("train", **{ARRAYS_DIGEST: arrays_digest(arrays)})
+    reply = send("train", **{ARRAYS_DIGEST: arrays.object_id})
     assert reply.has_error() and "holds none" in reply.error.reason, reply.error.reason
     assert not send("query.gmm").has_error()
     reply = send("train", **{ARRAYS_DIGEST: "0" * 64})
     assert reply.has_error() and "do not match" in reply.error.reason, reply.error.reason
     # What was kept is spent by the train message that found it, matching or not.
-    reply = send("train", **{ARRAYS_DIGEST: arrays_digest(arrays)})
+    reply = send("train", **{ARRAYS_DIGEST: arrays.object_id})
     assert reply.has_error() and "holds none" in reply.error.reason
     assert not send("query.gmm").has_error()
-    reply = send("train", **{ARRAYS_DIGEST: arrays_digest(arrays)})
+    reply = send("train", **{ARRAYS_DIGEST: arrays.object_id})
     assert not reply.has_error() and reply.content.array_records["arrays"].keys() == arrays.keys()
     # Weights kept from an earlier round's query are not used for a later round.
     assert not send("query.gmm").has_error()
-    reply = send("train", **{"server-round": 4, ARRAYS_DIGEST: arrays_digest(arrays)})
+    reply = send("train", **{"server-round": 4, ARRAYS_DIGEST: arrays.object_id})
     assert reply.has_error() and "round 4" in reply.error.reason and "holds none" in reply.error.reason
 
 

@@ -22,7 +22,7 @@ from medgate_fl.adjust import AdaptiveThresholds
 from medgate_fl.runconfig import DEFAULTS
 from medgate_fl.site import Scoring, SiteConfig, evaluate_site, load_site, normalised_losses, scoring_probs, train_round
 from medgate_fl.task import build_model
-from medgate_fl.wire import ARRAYS_DIGEST, arrays_digest
+from medgate_fl.wire import ARRAYS_DIGEST
 
 app = ClientApp()
 STATE_KEY = "caa"
@@ -117,7 +117,7 @@ def train(msg: Message, context: Context) -> Message:
             raise ValueError(
                 f"train message of round {round_} carries no weights and this site holds none from that round's query"
             )
-        if arrays_digest(kept) != config.get(ARRAYS_DIGEST):
+        if kept.object_id != config.get(ARRAYS_DIGEST):
             raise ValueError(f"the weights kept from round {round_}'s query do not match the train message's digest")
         arrays = kept
     model = build_model(site.classes)

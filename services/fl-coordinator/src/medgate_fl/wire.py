@@ -7,26 +7,17 @@ metric records are summarised by type and length, never copied.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import ConfigRecord, Message, MetricRecord, RecordDict
 
-#: Train-config key of a train message that carries no weights: the SHA-256 of the arrays
-#: the site already holds from the same round's ``query.gmm`` (see :mod:`medgate_fl.strategies.fedgsca`).
+#: Train-config key of a train message that carries no weights: the content id of the
+#: arrays the site already holds from the same round's ``query.gmm``
+#: (:attr:`flwr.app.ArrayRecord.object_id`, Flower's SHA-256 of the record, the same on both
+#: ends of the wire; see :mod:`medgate_fl.strategies.fedgsca`).
 ARRAYS_DIGEST = "arrays-sha256"
-
-
-def arrays_digest(arrays: ArrayRecord) -> str:
-    """SHA-256 over every array's name, dtype, shape and serialised bytes, in key order."""
-    h = hashlib.sha256()
-    for name in sorted(arrays):
-        array = arrays[name]
-        h.update(f"{name}|{array.dtype}|{list(array.shape)}|".encode())
-        h.update(array.data)
-    return h.hexdigest()
 
 
 def describe_content(content: RecordDict) -> dict[str, object]:

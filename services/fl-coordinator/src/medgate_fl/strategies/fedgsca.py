@@ -11,7 +11,7 @@ and each site fits its own mixture (``selector = "local"`` in the train config).
 
 The query already carried the round's model, so a site that answered it keeps those weights
 (in its ``context.state``) and its train message carries none: only the config, with the
-weights' SHA-256 (:data:`medgate_fl.wire.ARRAYS_DIGEST`) for the site to check against what
+weights' content id (:data:`medgate_fl.wire.ARRAYS_DIGEST`) for the site to check against what
 it kept. A site whose query failed gets the full train message. The model therefore crosses
 the wire once per round, as in FedAvg, not twice.
 """
@@ -27,7 +27,7 @@ from flwr.serverapp import Grid
 
 from medgate_fl import gmm
 from medgate_fl.strategies.base import SiteStrategy
-from medgate_fl.wire import ARRAYS_DIGEST, arrays_digest
+from medgate_fl.wire import ARRAYS_DIGEST
 
 GMM_QUERY = "query.gmm"
 
@@ -102,7 +102,7 @@ class FedGSCA(SiteStrategy):
         if held_round != server_round or not nodes or not messages:
             return messages
         config = ConfigRecord(dict(messages[0].content.config_records[self.configrecord_key].items()))
-        config[ARRAYS_DIGEST] = arrays_digest(arrays)
+        config[ARRAYS_DIGEST] = arrays.object_id
         light = RecordDict({self.configrecord_key: config})
         return [
             msg
