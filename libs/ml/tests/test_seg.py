@@ -171,7 +171,8 @@ def test_postprocess_drops_small_islands() -> None:
 
 
 @pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="needs a CUDA GPU; not yet run on one (the lent H200 ran the grid)"
+    not torch.cuda.is_available(),
+    reason="needs a CUDA GPU (passed on the lent H200: docs/results/barl/gpu-i2000/cuda-test.txt)",
 )
 @pytest.mark.parametrize("name", ["supervised", "mean_teacher", "cps", "barl"])
 def test_a_step_on_the_gpu_sees_the_cpu_step_s_patches_and_views(volumes: list[Volume], name: str) -> None:
