@@ -121,6 +121,26 @@ def overview(dirs: list[str]) -> None:
         print(f"| {task} | {noise} | {rate:g} | {','.join(map(str, seeds))} | {_ms(avg)} | {_ms(gsca)} "
               f"| {_same_seeds(methods['fedgsca/two-pass'], seeds)} | {_same_seeds(methods['fedgsca/minmax'], seeds)} "
               f"| {bound} | {lead} | {lead10} | {under} |")  # fmt: skip
+    for line in warm_up_mismatches(by):
+        print(line)
+
+
+def warm_up_mismatches(by: dict[tuple[str, str, float], dict[str, dict[int, dict]]]) -> list[str]:
+    """FedGSCA's warm-up rounds are FedAvg rounds: the same code on the same data gives the
+    same held-out accuracies, round for round. A pair that differs was made by different
+    code or data (a stale run file: 2026-11-27, five FedAvg files of the 40 % settings
+    predated the noise-rate cap)."""
+    lines = []
+    for (task, noise, rate), methods in sorted(by.items()):
+        for seed in sorted(set(methods["fedavg"]) & set(methods["fedgsca"])):
+            gsca = methods["fedgsca"][seed]
+            warm = gsca["params"]["warmup_rounds"]
+            a = [r["accuracy"] for r in methods["fedavg"][seed]["rounds"][:warm]]
+            g = [r["accuracy"] for r in gsca["rounds"][:warm]]
+            if a != g:
+                lines.append(f"WARNING: {task} {noise} {rate:g} seed {seed}: FedAvg's first {warm} rounds differ "
+                             f"from FedGSCA's warm-up; the two runs come from different code or data")  # fmt: skip
+    return lines
 
 
 def main(dirs: list[str]) -> None:

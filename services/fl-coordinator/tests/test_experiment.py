@@ -119,6 +119,29 @@ def test_quick_grid_is_sane_cached_and_deterministic(tmp_path: Path, cache: Path
     assert "### selection-precision" in table
 
 
+def test_a_stored_run_made_from_other_data_is_run_again(tmp_path: Path, cache: Path) -> None:
+    """The run key covers parameters and code version, the stored data digest the data:
+    a cap on the noise rates once changed five runs' labels without a version bump and
+    their stored results were read as current. Same digest or none (a run from before the
+    digest): the stored file is read. Another digest: the run executes again."""
+    spec = experiment.RunSpec("fedavg", "symmetric", 0.4, 0, replace(experiment.QUICK, rounds=2))
+    first = experiment.run_one(spec, tmp_path, cache)
+    assert first["data-sha256"] == experiment.data_digest(spec, cache)
+    path = tmp_path / "runs" / f"{spec.key}.json"
+    marked = {**first, "seconds": -1.0}  # a value no execution writes: proves the file was read
+    path.write_text(json.dumps(marked))
+    assert experiment.run_one(spec, tmp_path, cache)["seconds"] == -1.0
+    path.write_text(json.dumps({k: v for k, v in marked.items() if k != "data-sha256"}))
+    assert experiment.run_one(spec, tmp_path, cache)["seconds"] == -1.0
+    path.write_text(json.dumps({**marked, "data-sha256": "0" * 64}))
+    again = experiment.run_one(spec, tmp_path, cache)
+    assert again["seconds"] > 0 and again["data-sha256"] == first["data-sha256"]
+    assert json.loads(path.read_text())["seconds"] == again["seconds"]
+    assert again["rounds"][-1]["accuracy"] == first["rounds"][-1]["accuracy"]
+    # the digest sees the labels: the same images at another noise rate digest differently
+    assert experiment.data_digest(replace(spec, rate=0.2), cache) != first["data-sha256"]
+
+
 def test_cli_quick_writes_runs_and_tables(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     args = ["experiment", "--quick", "--out", str(tmp_path), "--cache-dir", str(cache),
             "--method", "fedavg", "--noise", "symmetric:0.4", "--seeds", "1", "--rounds", "2"]  # fmt: skip

@@ -91,3 +91,31 @@ def test_failed_round_then_recovery(cache: Path) -> None:
     assert np.array_equal(models[2], models[1])
     assert not np.array_equal(models[3], models[2])
     assert np.isfinite(models[3]).all()
+
+
+def test_a_site_that_restarts_between_query_and_train_is_sent_the_full_model(cache: Path) -> None:
+    """Site 1's SuperNode "restarts" just before round 2's train message (the in-process
+    grid's ``restart`` fault clears its state): it holds no weights from the query, refuses
+    the weight-less message, gets the full one and trains. Round 2 is the first selecting
+    round, so the state lost holds only the query's weights and predictions, which the site
+    recomputes from the same model: the global model equals an undisturbed run's bit for bit
+    (the new reply takes the refusal's place, so the average sums in the same order)."""
+    runs: dict[str, dict[int, np.ndarray]] = {}
+    for label, restart in (("calm", None), ("restart", (2, 1))):
+        models: dict[int, np.ndarray] = {}
+        runs[label] = models
+
+        def snapshot(server_round: int, arrays: ArrayRecord, models: dict[int, np.ndarray] = models) -> None:
+            models[server_round] = _flat(arrays)
+
+        def faults(msg: Message, site: int, restart: tuple[int, int] | None = restart) -> str | None:
+            round_ = int(msg.content.config_records["config"].get("server-round", 0))  # type: ignore[arg-type]
+            hit = restart is not None and (round_, site) == restart and msg.metadata.message_type == "train"
+            return "restart" if hit and not msg.content.array_records else None
+
+        fed = federate({**RUN, "min-replies": SITES}, SITES, cache_dir=cache, faults=faults, evaluate_fn=snapshot)
+        assert fed.strategy.failed_rounds == []
+        if label == "restart":
+            sends = [(t.message_type, t.messages, t.replies) for t in fed.grid.traffic if t.server_round == 2]
+            assert sends == [("query.gmm", 3, 3), ("train", 3, 3), ("train", 1, 1)], sends
+    assert all(np.array_equal(runs["calm"][r], runs["restart"][r]) for r in (1, 2, 3))

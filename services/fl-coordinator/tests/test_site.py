@@ -9,7 +9,7 @@ import torch
 
 from medgate_fl import site as site_module
 from medgate_fl.site import Scoring, Site, SiteConfig, scoring_probs, site_calibrated
-from medgate_fl.task import build_model, predict
+from medgate_fl.task import MaxPool2x2, build_model, predict
 
 
 def _images(seed: int, count: int, noise: float) -> np.ndarray:
@@ -79,3 +79,20 @@ def test_a_site_of_one_image_keeps_the_global_statistics() -> None:
     calibrated = site_calibrated(model, images)
     assert torch.equal(calibrated.features[1].running_mean, model.features[1].running_mean)
     assert torch.allclose(scoring_probs(_site(images), model, Scoring(site_bn=True)), predict(model, images))
+
+
+@pytest.mark.parametrize("shape", [(4, 16, 64, 64), (2, 3, 7, 9), (3, 1, 2, 2)])
+def test_the_no_grad_pool_equals_torch_s_max_pool_bit_for_bit(shape: tuple[int, int, int, int]) -> None:
+    """Prediction, calibration and evaluation take the strided-maximum path, training takes
+    torch's ``max_pool2d``: the same values either way (odd rows and columns dropped), and
+    the gradient path is torch's own."""
+    x = torch.randn(*shape).relu()
+    reference = torch.nn.MaxPool2d(2)(x)
+    with torch.no_grad():
+        assert torch.equal(MaxPool2x2()(x), reference)
+    leaf = x.clone().requires_grad_(True)
+    out = MaxPool2x2()(leaf)
+    out.sum().backward()  # type: ignore[no-untyped-call]
+    expected = x.clone().requires_grad_(True)
+    torch.nn.MaxPool2d(2)(expected).sum().backward()  # type: ignore[no-untyped-call]
+    assert torch.equal(out.detach(), reference) and torch.equal(leaf.grad, expected.grad)  # type: ignore[arg-type]

@@ -10,8 +10,10 @@ same round's query, which it kept, after checking it against the message's diges
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
@@ -22,7 +24,7 @@ from medgate_fl.adjust import AdaptiveThresholds
 from medgate_fl.runconfig import DEFAULTS
 from medgate_fl.site import Scoring, SiteConfig, evaluate_site, load_site, normalised_losses, scoring_probs, train_round
 from medgate_fl.task import build_model
-from medgate_fl.wire import ARRAYS_DIGEST
+from medgate_fl.wire import ARRAYS_DIGEST, WEIGHTS_NOT_HELD
 
 app = ClientApp()
 STATE_KEY = "caa"
@@ -39,7 +41,12 @@ cached_site = lru_cache(maxsize=16)(load_site)
 
 def site_config(context: Context) -> SiteConfig:
     """Site identity from the SuperNode's node config; the task from the run config."""
-    node, run = context.node_config, context.run_config
+    return site_config_from(context.node_config, context.run_config)
+
+
+def site_config_from(node: Mapping[str, Any], run: Mapping[str, Any]) -> SiteConfig:
+    """:func:`site_config` from the two configs themselves (also used by the experiment to
+    fingerprint a run's data exactly as its sites load it)."""
     cache = node.get("cache-dir") or run.get("cache-dir")
     return SiteConfig(
         site_id=int(node["site-id"]),
@@ -115,7 +122,8 @@ def train(msg: Message, context: Context) -> Message:
         round_ = int(config.get("server-round", -1))  # type: ignore[arg-type]
         if kept is None:
             raise ValueError(
-                f"train message of round {round_} carries no weights and this site holds none from that round's query"
+                f"{WEIGHTS_NOT_HELD}: train message of round {round_} carries no weights and this site holds "
+                "none from that round's query"
             )
         if kept.object_id != config.get(ARRAYS_DIGEST):
             raise ValueError(f"the weights kept from round {round_}'s query do not match the train message's digest")

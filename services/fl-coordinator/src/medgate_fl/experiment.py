@@ -20,17 +20,20 @@ import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from logging import WARNING
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from flwr.app import ArrayRecord, MetricRecord
+from flwr.common.logger import log
 
 from medgate_fl import data
+from medgate_fl.client_app import site_config_from
 from medgate_fl.global_model import held_out_evaluator
 from medgate_fl.gmm import LOSS_SCALES
-from medgate_fl.inprocess import federate
-from medgate_fl.site import Scoring
+from medgate_fl.inprocess import federate, site_nodes
+from medgate_fl.site import Scoring, load_site
 from medgate_fl.task import build_model, checked_batch, evaluate, train_epochs
 
 #: Bump when a change to the code changes results, so cached runs are not reused.
@@ -287,13 +290,38 @@ def train_central(
     return export_global_model(model.state_dict(), s.task, out, run_config=config, rounds=0, metrics=metrics)
 
 
+def data_digest(spec: RunSpec, cache_dir: Path | None = None) -> str:
+    """SHA-256 of the data a run learns from and is scored on: every site's images, given
+    (noisy) labels and true labels, as its ClientApp loads them, and the held-out set.
+
+    The run key covers the parameters and :data:`VERSION` the code; this covers the data, so
+    that a change to a generator or to the noise (which once went in without a version
+    bump: a cap on each site's noise rate changed the labels of five runs of the 40 %
+    settings, found when their FedAvg rounds no longer matched FedGSCA's warm-up) cannot
+    pass a stale result off as current."""
+    digest = hashlib.sha256()
+    run = spec.run_config()
+    for node in site_nodes(spec.settings.sites, cache_dir).values():
+        site = load_site(site_config_from(node, run))
+        for array in (site.images, site.labels, site.true_labels):
+            digest.update(np.ascontiguousarray(array).tobytes())
+    for array in (site.test_images, site.test_labels):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
 def run_one(spec: RunSpec, out_dir: Path, cache_dir: Path | None = None) -> dict[str, Any]:
-    """The run's result, from ``out_dir/runs/<key>.json`` when it is already there."""
+    """The run's result, from ``out_dir/runs/<key>.json`` when it is already there and was
+    made from the same data (a stored run without a data digest predates it and is taken
+    as it is); else the run is executed and stored with its data digest."""
     path = out_dir / "runs" / f"{spec.key}.json"
+    digest = data_digest(spec, cache_dir)
     if path.exists():
         cached: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        return cached
-    result = execute(spec, cache_dir)
+        if cached.get("data-sha256", digest) == digest:
+            return cached
+        log(WARNING, "%s: stored run %s was made from other data; running it again", spec.method, path.name)
+    result = {**execute(spec, cache_dir), "data-sha256": digest}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1), encoding="utf-8")

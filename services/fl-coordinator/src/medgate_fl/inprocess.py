@@ -10,8 +10,10 @@ serialised size is what :class:`RoundTraffic` counts as bytes on the wire.
 
 Faults are injected per message with ``faults``: a callable ``(message, site_id) ->``
 ``None`` (deliver normally), ``"raise"`` (the ClientApp raises; the site answers with an
-error reply, as a SuperNode does) or ``"drop"`` (no reply at all, as when a SuperNode dies
-mid-round; the server stops waiting at the strategy's timeout, here immediately).
+error reply, as a SuperNode does), ``"drop"`` (no reply at all, as when a SuperNode dies
+mid-round; the server stops waiting at the strategy's timeout, here immediately) or
+``"restart"`` (the site's state is lost, as when its SuperNode restarts, and the message is
+then delivered).
 """
 
 from __future__ import annotations
@@ -102,6 +104,8 @@ class LocalGrid(Grid):
         fault = self.faults(received, site_id) if self.faults is not None else None
         if fault == "drop":
             return None, wire.ByteSize(), 0
+        if fault == "restart":
+            self.contexts[node].state = RecordDict()
         try:
             if fault == "raise":
                 raise RuntimeError(f"site {site_id} failed during {received.metadata.message_type}")

@@ -11,6 +11,25 @@ from torch import nn
 from torch.nn import functional
 
 
+class MaxPool2x2(nn.Module):
+    """``nn.MaxPool2d(2)``, with a faster path where no gradient is needed.
+
+    Training calls torch's ``max_pool2d``. A forward pass without autograd (prediction,
+    the site's BatchNorm calibration, evaluation) takes two elementwise maxima over strided
+    views instead: the same values, bit for bit (a maximum is exact in any order; an odd
+    last row or column is dropped, as there), without the argmax indices torch computes
+    for a backward pass that will not come. On one CPU thread that is about 40 of the
+    170 ms of a whole-site pass (120 key slices); with a gradient the strided version is
+    the slower one (its backward scatters into zeros), hence the two paths."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.requires_grad:
+            return functional.max_pool2d(x, 2)
+        h, w = x.shape[-2] - x.shape[-2] % 2, x.shape[-1] - x.shape[-1] % 2
+        rows = torch.maximum(x[..., 0:h:2, :w], x[..., 1:h:2, :w])
+        return torch.maximum(rows[..., 0::2], rows[..., 1::2])
+
+
 class TriageNet(nn.Module):
     """Three conv stages and a linear head (about 25 k parameters) on a 64x64 key slice.
 
@@ -23,7 +42,7 @@ class TriageNet(nn.Module):
         layers: list[nn.Module] = []
         channels = 1
         for out in (width, 2 * width, 4 * width):
-            layers += [nn.Conv2d(channels, out, 3, padding=1), nn.BatchNorm2d(out), nn.ReLU(), nn.MaxPool2d(2)]
+            layers += [nn.Conv2d(channels, out, 3, padding=1), nn.BatchNorm2d(out), nn.ReLU(), MaxPool2x2()]
             channels = out
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(2 * channels, classes)

@@ -19,6 +19,12 @@ from flwr.app import ConfigRecord, Message, MetricRecord, RecordDict
 #: ends of the wire; see :mod:`medgate_fl.strategies.fedgsca`).
 ARRAYS_DIGEST = "arrays-sha256"
 
+#: Text in the error reply of a site that got a weight-less train message and holds no
+#: weights from that round's query (its SuperNode restarted in between, losing its state):
+#: the server answers it with the full train message, once (Flower passes the exception's
+#: text on in the error's reason, on a SuperNode as in process).
+WEIGHTS_NOT_HELD = "weights-not-held"
+
 
 def describe_content(content: RecordDict) -> dict[str, object]:
     out: dict[str, object] = {}

@@ -13,21 +13,25 @@ The query already carried the round's model, so a site that answered it keeps th
 (in its ``context.state``) and its train message carries none: only the config, with the
 weights' content id (:data:`medgate_fl.wire.ARRAYS_DIGEST`) for the site to check against what
 it kept. A site whose query failed gets the full train message. The model therefore crosses
-the wire once per round, as in FedAvg, not twice.
+the wire once per round, as in FedAvg, not twice. A site that answered the query and then
+lost what it kept (its SuperNode restarted in between) refuses the weight-less message with
+:data:`medgate_fl.wire.WEIGHTS_NOT_HELD` in its error; the server sends it the full train
+message, once, in the same round, and its answer takes the error's place.
 """
 
 from __future__ import annotations
 
-from logging import INFO
+from collections.abc import Iterable
+from logging import INFO, WARNING
 from pathlib import Path
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.common.logger import log
 from flwr.serverapp import Grid
 
 from medgate_fl import gmm
 from medgate_fl.strategies.base import SiteStrategy
-from medgate_fl.wire import ARRAYS_DIGEST
+from medgate_fl.wire import ARRAYS_DIGEST, WEIGHTS_NOT_HELD
 
 GMM_QUERY = "query.gmm"
 
@@ -52,6 +56,10 @@ class FedGSCA(SiteStrategy):
         self.mixture_history: dict[int, gmm.Mixture] = {}
         #: (round, nodes that answered that round's query): they hold its weights.
         self.holding: tuple[int, frozenset[int]] = (0, frozenset())
+        #: The full train message of each site sent a weight-less one this round, and the
+        #: grid to resend it on (see :meth:`resend_full`).
+        self.full_train: dict[int, Message] = {}
+        self.grid: Grid | None = None
 
     def summary(self) -> None:
         super().summary()
@@ -86,6 +94,7 @@ class FedGSCA(SiteStrategy):
 
     def round_config(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> ConfigRecord:
         config = super().round_config(server_round, arrays, config, grid)
+        self.grid = grid
         selecting = server_round > self.warmup_rounds
         config["method"] = "fedgsca" if selecting else "fedavg"
         if selecting and not self.global_selector:
@@ -99,8 +108,10 @@ class FedGSCA(SiteStrategy):
     def shape_train(self, server_round: int, arrays: ArrayRecord, messages: list[Message]) -> list[Message]:
         """Train messages to the sites that answered this round's query carry no weights."""
         held_round, nodes = self.holding
+        self.full_train = {}
         if held_round != server_round or not nodes or not messages:
             return messages
+        self.full_train = {m.metadata.dst_node_id: m for m in messages if m.metadata.dst_node_id in nodes}
         config = ConfigRecord(dict(messages[0].content.config_records[self.configrecord_key].items()))
         config[ARRAYS_DIGEST] = arrays.object_id
         light = RecordDict({self.configrecord_key: config})
@@ -110,3 +121,37 @@ class FedGSCA(SiteStrategy):
             else Message(content=light, message_type=msg.metadata.message_type, dst_node_id=msg.metadata.dst_node_id)
             for msg in messages
         ]
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        return super().aggregate_train(server_round, self.resend_full(server_round, list(replies)))
+
+    def resend_full(self, server_round: int, replies: list[Message]) -> list[Message]:
+        """``replies`` with each site that refused its weight-less train message for want of
+        the query's weights (:data:`WEIGHTS_NOT_HELD`) answered again after a full train
+        message; its new reply takes the refusal's place (the same order of replies, so the
+        average is the one an undisturbed round computes). Sent once: a second refusal, or
+        no answer, stays a failed reply and the quorum applies."""
+        lost = {
+            r.metadata.src_node_id: i
+            for i, r in enumerate(replies)
+            if r.has_error()
+            and WEIGHTS_NOT_HELD in (r.error.reason or "")
+            and r.metadata.src_node_id in self.full_train
+        }
+        if not lost or self.grid is None:
+            return replies
+        log(WARNING, "round %d: %d site(s) lost the query's weights; sending them the full model", server_round,
+            len(lost))  # fmt: skip
+        self.wire.record("received", server_round, [replies[i] for i in lost.values()])
+        again = [
+            Message(content=self.full_train[node].content, message_type=self.full_train[node].metadata.message_type,
+                    dst_node_id=node)
+            for node in lost
+        ]  # fmt: skip
+        self.wire.record("sent", server_round, again)
+        out = list(replies)
+        for answer in self.grid.send_and_receive(again, timeout=self.selector_timeout):
+            out[lost[answer.metadata.src_node_id]] = answer
+        return out
