@@ -4,13 +4,15 @@ the next round proceeds."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from flwr.app import ArrayRecord, Message, MetricRecord
 
-from medgate_fl.inprocess import Federation, federate
+from medgate_fl.inprocess import NODE_BASE, Federation, federate
+from medgate_fl.wire import WEIGHTS_NOT_HELD
 
 SITES = 3
 RUN: dict[str, bool | float | int | str] = {
@@ -93,29 +95,66 @@ def test_failed_round_then_recovery(cache: Path) -> None:
     assert np.isfinite(models[3]).all()
 
 
-def test_a_site_that_restarts_between_query_and_train_is_sent_the_full_model(cache: Path) -> None:
-    """Site 1's SuperNode "restarts" just before round 2's train message (the in-process
-    grid's ``restart`` fault clears its state): it holds no weights from the query, refuses
-    the weight-less message, gets the full one and trains. Round 2 is the first selecting
-    round, so the state lost holds only the query's weights and predictions, which the site
-    recomputes from the same model: the global model equals an undisturbed run's bit for bit
-    (the new reply takes the refusal's place, so the average sums in the same order)."""
-    runs: dict[str, dict[int, np.ndarray]] = {}
-    for label, restart in (("calm", None), ("restart", (2, 1))):
-        models: dict[int, np.ndarray] = {}
-        runs[label] = models
+def _restart_run(
+    cache: Path, tmp_path: Path, restart: tuple[int, int] | None, resend: str | None = None, min_replies: int = SITES
+) -> tuple[Federation, dict[int, np.ndarray], list[dict[str, object]]]:
+    """A run where site ``restart[1]`` loses its state just before its weight-less train
+    message of round ``restart[0]``; ``resend``: the fault of the full message sent after."""
+    models: dict[int, np.ndarray] = {}
 
-        def snapshot(server_round: int, arrays: ArrayRecord, models: dict[int, np.ndarray] = models) -> None:
-            models[server_round] = _flat(arrays)
+    def snapshot(server_round: int, arrays: ArrayRecord) -> None:
+        models[server_round] = _flat(arrays)
 
-        def faults(msg: Message, site: int, restart: tuple[int, int] | None = restart) -> str | None:
-            round_ = int(msg.content.config_records["config"].get("server-round", 0))  # type: ignore[arg-type]
-            hit = restart is not None and (round_, site) == restart and msg.metadata.message_type == "train"
-            return "restart" if hit and not msg.content.array_records else None
+    def faults(msg: Message, site: int) -> str | None:
+        round_ = int(msg.content.config_records["config"].get("server-round", 0))  # type: ignore[arg-type]
+        if restart is None or (round_, site) != restart or msg.metadata.message_type != "train":
+            return None
+        return "restart" if not msg.content.array_records else resend
 
-        fed = federate({**RUN, "min-replies": SITES}, SITES, cache_dir=cache, faults=faults, evaluate_fn=snapshot)
-        assert fed.strategy.failed_rounds == []
-        if label == "restart":
-            sends = [(t.message_type, t.messages, t.replies) for t in fed.grid.traffic if t.server_round == 2]
-            assert sends == [("query.gmm", 3, 3), ("train", 3, 3), ("train", 1, 1)], sends
-    assert all(np.array_equal(runs["calm"][r], runs["restart"][r]) for r in (1, 2, 3))
+    log = tmp_path / f"wire-{restart}-{resend}.jsonl"
+    run = {**RUN, "min-replies": min_replies, "wire-log": str(log)}
+    fed = federate(run, SITES, cache_dir=cache, faults=faults, evaluate_fn=snapshot)
+    wire = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return fed, models, wire
+
+
+def test_a_site_that_restarts_between_query_and_train_is_sent_the_full_model(cache: Path, tmp_path: Path) -> None:
+    """Site 1 "restarts" just before round 2's train message (the in-process grid's
+    ``restart`` fault clears its state): it holds no weights from the query, refuses the
+    weight-less message with ``weights-not-held``, gets the full one and trains. Round 2 is
+    the first selecting round: the adaptive thresholds it also lost were still uniform, and
+    it recomputes the query's predictions from the same model, so the global model equals an
+    undisturbed run's bit for bit (the new reply takes the refusal's place, so the average
+    sums in the same order). The wire log holds the refusal once and the answer once."""
+    _, calm, _ = _restart_run(cache, tmp_path, None)
+    fed, models, wire = _restart_run(cache, tmp_path, (2, 1))
+    assert fed.strategy.failed_rounds == []
+    sends = [(t.message_type, t.messages, t.replies) for t in fed.grid.traffic if t.server_round == 2]
+    assert sends == [("query.gmm", 3, 3), ("train", 3, 3), ("train", 1, 1)], sends
+    assert all(np.array_equal(calm[r], models[r]) for r in (1, 2, 3))
+    node = NODE_BASE + 1
+    got = [w for w in wire if w["round"] == 2 and w["direction"] == "received" and w["node"] == node
+           and w["type"] == "train"]  # fmt: skip
+    assert [w["error"] for w in got] == [True, False]
+    assert WEIGHTS_NOT_HELD in str(got[0]["reason"])
+    sent = [
+        w for w in wire if w["round"] == 2 and w["direction"] == "sent" and w["node"] == node and w["type"] == "train"
+    ]
+    assert ["arrays" in w["content"] for w in sent] == [False, True]  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("resend", ["drop", "raise"])
+def test_a_restarted_site_whose_resend_fails_leaves_the_round_to_the_others(
+    cache: Path, tmp_path: Path, resend: str
+) -> None:
+    """The full message is sent once: if it gets no answer, or an error, the refusal stays,
+    the round completes with the two other sites (quorum 2) and nothing is logged twice."""
+    fed, models, wire = _restart_run(cache, tmp_path, (2, 1), resend, min_replies=2)
+    assert fed.strategy.failed_rounds == []
+    assert not np.array_equal(models[2], models[1]) and np.isfinite(models[3]).all()
+    sends = [(t.message_type, t.messages) for t in fed.grid.traffic if t.server_round == 2]
+    assert sends == [("query.gmm", 3), ("train", 3), ("train", 1)], sends
+    node = NODE_BASE + 1
+    got = [w for w in wire if w["round"] == 2 and w["direction"] == "received" and w["node"] == node
+           and w["type"] == "train"]  # fmt: skip
+    assert [w["error"] for w in got] == ([True] if resend == "drop" else [True, True]), got

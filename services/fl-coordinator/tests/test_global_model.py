@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import torch
 
@@ -35,6 +36,9 @@ def test_exported_onnx_matches_torch_and_the_card_describes_it(tmp_path: Path) -
     (got,) = session.run(None, {"image": x.numpy()})
     assert got.shape == (5, 4)
     assert float(np.max(np.abs(got - expected))) <= 1e-4
+    # the export traces torch's pool, not the no-grad strided one: one MaxPool node a stage
+    ops = [node.op_type for node in onnx.load(str(tmp_path / ONNX)).graph.node]
+    assert ops.count("MaxPool") == 3 and "Slice" not in ops
 
     saved = torch.load(tmp_path / WEIGHTS)
     assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())

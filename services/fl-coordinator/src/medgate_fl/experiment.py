@@ -25,15 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from flwr.app import ArrayRecord, MetricRecord
 from flwr.common.logger import log
 
 from medgate_fl import data
-from medgate_fl.client_app import site_config_from
+from medgate_fl.client_app import cached_site, site_config_from
 from medgate_fl.global_model import held_out_evaluator
 from medgate_fl.gmm import LOSS_SCALES
 from medgate_fl.inprocess import federate, site_nodes
-from medgate_fl.site import Scoring, load_site
+from medgate_fl.site import Scoring
 from medgate_fl.task import build_model, checked_batch, evaluate, train_epochs
 
 #: Bump when a change to the code changes results, so cached runs are not reused.
@@ -292,7 +293,9 @@ def train_central(
 
 def data_digest(spec: RunSpec, cache_dir: Path | None = None) -> str:
     """SHA-256 of the data a run learns from and is scored on: every site's images, given
-    (noisy) labels and true labels, as its ClientApp loads them, and the held-out set.
+    (noisy) labels and true labels, as its ClientApp loads them (the same cached loader, so
+    the run that follows reads them from memory), and the held-out set, each with its shape
+    and dtype.
 
     The run key covers the parameters and :data:`VERSION` the code; this covers the data, so
     that a change to a generator or to the noise (which once went in without a version
@@ -300,28 +303,33 @@ def data_digest(spec: RunSpec, cache_dir: Path | None = None) -> str:
     settings, found when their FedAvg rounds no longer matched FedGSCA's warm-up) cannot
     pass a stale result off as current."""
     digest = hashlib.sha256()
+
+    def add(array: npt.NDArray[Any]) -> None:
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+
     run = spec.run_config()
     for node in site_nodes(spec.settings.sites, cache_dir).values():
-        site = load_site(site_config_from(node, run))
+        site = cached_site(site_config_from(node, run))
         for array in (site.images, site.labels, site.true_labels):
-            digest.update(np.ascontiguousarray(array).tobytes())
-    for array in (site.test_images, site.test_labels):
-        digest.update(np.ascontiguousarray(array).tobytes())
+            add(array)
+    for array in (site.test_images, site.test_labels):  # every site holds the same held-out set
+        add(array)
     return digest.hexdigest()
 
 
 def run_one(spec: RunSpec, out_dir: Path, cache_dir: Path | None = None) -> dict[str, Any]:
     """The run's result, from ``out_dir/runs/<key>.json`` when it is already there and was
-    made from the same data (a stored run without a data digest predates it and is taken
-    as it is); else the run is executed and stored with its data digest."""
+    made from the same data; else the run is executed and stored with its data digest. A
+    stored run without a digest predates it and is taken as it is (the grid's stale files
+    were replaced; ``summarise.py --overview`` checks FedAvg against FedGSCA's warm-up)."""
     path = out_dir / "runs" / f"{spec.key}.json"
-    digest = data_digest(spec, cache_dir)
     if path.exists():
         cached: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        if cached.get("data-sha256", digest) == digest:
+        if "data-sha256" not in cached or cached["data-sha256"] == data_digest(spec, cache_dir):
             return cached
         log(WARNING, "%s: stored run %s was made from other data; running it again", spec.method, path.name)
-    result = {**execute(spec, cache_dir), "data-sha256": digest}
+    result = {**execute(spec, cache_dir), "data-sha256": data_digest(spec, cache_dir)}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1), encoding="utf-8")

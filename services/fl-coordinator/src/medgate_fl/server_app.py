@@ -28,14 +28,17 @@ from medgate_fl.strategies.base import SiteStrategy
 from medgate_fl.task import build_model, checked_batch
 
 app = ServerApp()
+#: Seconds the server waits for the sites' replies in a round (run-config ``round-timeout``).
+ROUND_TIMEOUT = 3600.0
 
 
 def strategy_from(run: Mapping[str, object]) -> SiteStrategy:
     """The strategy named by ``strategy`` (default fedgsca), configured from the run config."""
     wire = run.get("wire-log")
     sites = int(run.get("min-sites", 2))  # type: ignore[call-overload]
-    # A dead site costs the selector's query the same wait as a training round.
-    timeout = float(run.get("round-timeout", 600.0))  # type: ignore[arg-type]
+    # A dead site costs the selector's query (and a resent train message) the same wait as a
+    # training round.
+    timeout = float(run.get("round-timeout", ROUND_TIMEOUT))  # type: ignore[arg-type]
     return build_strategy(
         str(run.get("strategy", DEFAULTS["strategy"])),
         min_sites=sites,
@@ -77,7 +80,7 @@ def run_strategy(
         grid=grid,
         initial_arrays=ArrayRecord(model.state_dict()),
         num_rounds=int(run.get("num-server-rounds", DEFAULTS["num-server-rounds"])),  # type: ignore[call-overload]
-        timeout=float(run.get("round-timeout", 3600.0)),  # type: ignore[arg-type]
+        timeout=float(run.get("round-timeout", ROUND_TIMEOUT)),  # type: ignore[arg-type]
         train_config=train_config_from(run),
         evaluate_fn=evaluate_fn,
     )

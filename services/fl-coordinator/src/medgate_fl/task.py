@@ -20,11 +20,13 @@ class MaxPool2x2(nn.Module):
     last row or column is dropped, as there), without the argmax indices torch computes
     for a backward pass that will not come. On one CPU thread that is about 40 of the
     170 ms of a whole-site pass (120 key slices); with a gradient the strided version is
-    the slower one (its backward scatters into zeros), hence the two paths."""
+    the slower one (its backward scatters into zeros), hence the two paths. An export
+    (tracing, ONNX) takes torch's, so the served graph has a MaxPool node, not slices."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.requires_grad:
-            return functional.max_pool2d(x, 2)
+        tracing = torch.jit.is_tracing()  # type: ignore[attr-defined,no-untyped-call,unused-ignore]
+        if x.requires_grad or tracing or torch.onnx.is_in_onnx_export():
+            return functional.max_pool2d(x, 2)  # an exported graph keeps its one MaxPool node
         h, w = x.shape[-2] - x.shape[-2] % 2, x.shape[-1] - x.shape[-1] % 2
         rows = torch.maximum(x[..., 0:h:2, :w], x[..., 1:h:2, :w])
         return torch.maximum(rows[..., 0::2], rows[..., 1::2])

@@ -125,14 +125,21 @@ class FedGSCA(SiteStrategy):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        return super().aggregate_train(server_round, self.resend_full(server_round, list(replies)))
+        replies = self.resend_full(server_round, list(replies))
+        self.full_train, self.grid = {}, None  # the round's full messages and grid are not kept past it
+        return super().aggregate_train(server_round, replies)
 
     def resend_full(self, server_round: int, replies: list[Message]) -> list[Message]:
         """``replies`` with each site that refused its weight-less train message for want of
         the query's weights (:data:`WEIGHTS_NOT_HELD`) answered again after a full train
-        message; its new reply takes the refusal's place (the same order of replies, so the
-        average is the one an undisturbed round computes). Sent once: a second refusal, or
-        no answer, stays a failed reply and the quorum applies."""
+        message, sent once and waited for as long as the query (``selector_timeout``, the
+        run's ``round-timeout``). The new reply takes the refusal's place. In process the
+        replies then come in the order of an undisturbed round, and if the restart fell in
+        the first selecting round (before the site had adaptive thresholds to lose) the
+        average is that round's bit for bit; on a SuperLink replies come in arrival order
+        anyway. A second refusal, no answer, or an answer that is not a reply to the resent
+        message (a SuperLink's own "node unavailable" error) leaves the refusal in place:
+        the round goes on without that site and the quorum applies."""
         lost = {
             r.metadata.src_node_id: i
             for i, r in enumerate(replies)
@@ -144,14 +151,22 @@ class FedGSCA(SiteStrategy):
             return replies
         log(WARNING, "round %d: %d site(s) lost the query's weights; sending them the full model", server_round,
             len(lost))  # fmt: skip
-        self.wire.record("received", server_round, [replies[i] for i in lost.values()])
-        again = [
-            Message(content=self.full_train[node].content, message_type=self.full_train[node].metadata.message_type,
-                    dst_node_id=node)
+        full = self.full_train
+        again = {
+            node: Message(content=full[node].content, message_type=full[node].metadata.message_type, dst_node_id=node)
             for node in lost
-        ]  # fmt: skip
-        self.wire.record("sent", server_round, again)
-        out = list(replies)
-        for answer in self.grid.send_and_receive(again, timeout=self.selector_timeout):
-            out[lost[answer.metadata.src_node_id]] = answer
+        }
+        self.wire.record("sent", server_round, again.values())
+        answers = list(self.grid.send_and_receive(list(again.values()), timeout=self.selector_timeout))
+        # Sending gave each message its id; a reply names the message it answers.
+        node_of = {msg.metadata.message_id: node for node, msg in again.items()}
+        out, replaced = list(replies), []
+        for answer in answers:
+            node = node_of.get(answer.metadata.reply_to_message_id)
+            if node is None:
+                self.wire.record("received", server_round, [answer])  # crossed the wire, answers nothing sent
+                continue
+            replaced.append(out[lost[node]])
+            out[lost[node]] = answer
+        self.wire.record("received", server_round, replaced)  # the refusals an answer replaced
         return out
