@@ -118,6 +118,15 @@ def _restart_run(
     return fed, models, wire
 
 
+def _site_train_entries(wire: list[dict[str, object]], direction: str) -> list[dict[str, object]]:
+    """The wire log's train messages of round 2 to (``sent``) or from (``received``) site 1."""
+    return [
+        w
+        for w in wire
+        if w["round"] == 2 and w["direction"] == direction and w["node"] == NODE_BASE + 1 and w["type"] == "train"
+    ]
+
+
 def test_a_site_that_restarts_between_query_and_train_is_sent_the_full_model(cache: Path, tmp_path: Path) -> None:
     """Site 1 "restarts" just before round 2's train message (the in-process grid's
     ``restart`` fault clears its state): it holds no weights from the query, refuses the
@@ -132,14 +141,10 @@ def test_a_site_that_restarts_between_query_and_train_is_sent_the_full_model(cac
     sends = [(t.message_type, t.messages, t.replies) for t in fed.grid.traffic if t.server_round == 2]
     assert sends == [("query.gmm", 3, 3), ("train", 3, 3), ("train", 1, 1)], sends
     assert all(np.array_equal(calm[r], models[r]) for r in (1, 2, 3))
-    node = NODE_BASE + 1
-    got = [w for w in wire if w["round"] == 2 and w["direction"] == "received" and w["node"] == node
-           and w["type"] == "train"]  # fmt: skip
+    got = _site_train_entries(wire, "received")
     assert [w["error"] for w in got] == [True, False]
     assert WEIGHTS_NOT_HELD in str(got[0]["reason"])
-    sent = [
-        w for w in wire if w["round"] == 2 and w["direction"] == "sent" and w["node"] == node and w["type"] == "train"
-    ]
+    sent = _site_train_entries(wire, "sent")
     assert ["arrays" in w["content"] for w in sent] == [False, True]  # type: ignore[operator]
 
 
@@ -154,7 +159,5 @@ def test_a_restarted_site_whose_resend_fails_leaves_the_round_to_the_others(
     assert not np.array_equal(models[2], models[1]) and np.isfinite(models[3]).all()
     sends = [(t.message_type, t.messages) for t in fed.grid.traffic if t.server_round == 2]
     assert sends == [("query.gmm", 3), ("train", 3), ("train", 1)], sends
-    node = NODE_BASE + 1
-    got = [w for w in wire if w["round"] == 2 and w["direction"] == "received" and w["node"] == node
-           and w["type"] == "train"]  # fmt: skip
+    got = _site_train_entries(wire, "received")
     assert [w["error"] for w in got] == ([True] if resend == "drop" else [True, True]), got
