@@ -15,7 +15,7 @@ from medgate_common.errors import ModelError
 from medgate_common.inference import ModelBackend, OnnxRuntimeBackend
 from medgate_common.schemas.models import ModelInfo
 from medgate_iqa.core.labels import ATTRIBUTES, MODALITY_INDEX, SEVERITIES, VERDICTS
-from medgate_iqa.core.views import model_input, stack_input, to_grid
+from medgate_iqa.core.views import model_input, stack_input, to_grid, without_table
 
 Probs = npt.NDArray[np.float32]
 
@@ -75,7 +75,11 @@ class QualityModel:
         return out
 
     def predict(self, slices: list[npt.NDArray[np.float32]], modality: str) -> list[SlicePrediction]:
-        return self.predict_grid([to_grid(s) for s in slices], modality)
+        """Slices at their own resolution, in physical units; a CT's table is removed first
+        (:func:`~medgate_iqa.core.views.without_table`)."""
+        return self.predict_grid(
+            [to_grid(without_table(np.asarray(s, np.float32), modality)) for s in slices], modality
+        )
 
 
 __all__ = ["ATTRIBUTES", "SEVERITIES", "VERDICTS", "QualityModel", "SlicePrediction", "weights_dir"]

@@ -40,6 +40,43 @@ def to_grid(image: npt.NDArray[np.floating] | npt.NDArray[np.integer], size: int
     return img.astype(np.float32)
 
 
+TABLE_HU = -500.0  # above this, solid matter (tissue, plastic, bone); below, air and lung
+TABLE_SPAN = 0.4  # a table crosses at least this share of the field of view ...
+TABLE_THICKNESS = 0.06  # ... and is thin: its area over its span at most this share of it
+
+
+def without_table(image: Image, modality: str) -> Image:
+    """A CT slice with the patient table (couch top, head holder) set to air.
+
+    Every real CT shows the table under the patient; the synthetic studies the network
+    learnt from show none, and a table seen in a slice pushed the network towards motion
+    and limited-angle calls (docs/results/iqa.md, "The patient table"). A table is found as
+    solid matter (above -500 HU) that is not connected to the largest solid object (the
+    patient), spans at least 40 % of the field of view, and is thin: its area divided by
+    its span (its mean thickness) is at most 6 % of the field of view, flat or curved.
+    Arms, legs and other body parts apart from the trunk are short or thick and stay. MR
+    shows no table; other modalities are returned as they are."""
+    if modality != "CT":
+        return image
+    solid = image > TABLE_HU
+    labels, count = ndimage.label(solid)
+    if count < 2:
+        return image
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    patient = int(np.argmax(sizes)) + 1
+    side = max(image.shape)
+    table = np.zeros(count + 1, dtype=bool)
+    for k, box in enumerate(ndimage.find_objects(labels), start=1):
+        if k == patient or box is None:
+            continue
+        span = max(box[0].stop - box[0].start, box[1].stop - box[1].start)
+        table[k] = span >= TABLE_SPAN * side and sizes[k - 1] <= TABLE_THICKNESS * side * span
+    if not table.any():
+        return image
+    out: Image = np.where(table[labels], np.float32(-1000.0), image).astype(np.float32)
+    return out
+
+
 def display_view(image: Image, modality: str) -> Image:
     if modality == "CT":
         level, width = CT_WINDOW
