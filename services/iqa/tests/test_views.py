@@ -4,6 +4,7 @@ artifacts are not."""
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from medgate_common.synth.study import generate_study
 from medgate_iqa.core.model import QualityModel
@@ -60,6 +61,32 @@ def test_arms_and_legs_apart_from_the_trunk_stay() -> None:
     np.testing.assert_array_equal(without_table(image, "CT"), image)
 
 
+def test_a_long_thick_object_apart_from_the_patient_stays() -> None:
+    # 60 % of the field long and 10 % thick: too thick for a table (a second patient part)
+    n = 256
+    image = np.full((n, n), -1000.0, dtype=np.float32)
+    image[40:120, 40:200] = 40.0  # the patient
+    image[150:176, 50:204] = 30.0  # 154 long, 26 thick
+    np.testing.assert_array_equal(without_table(image, "CT"), image)
+    thin = image.copy()
+    thin[150:176, 50:204] = -1000.0
+    thin[160:166, 50:204] = 30.0  # the same length, 6 thick: a table
+    assert (without_table(thin, "CT")[160:166, 50:204] == -1000.0).all()
+    short = image.copy()
+    short[150:176, 50:204] = -1000.0
+    short[160:166, 50:127] = 30.0  # thin but 30 % of the field long (a lead, a strap)
+    np.testing.assert_array_equal(without_table(short, "CT"), short)
+
+
+def test_a_table_touching_the_patient_stays() -> None:
+    image = _abdomen()
+    with_table, _ = _with_table(image, below=4)
+    joined = with_table.copy()
+    rows = np.where((image > -500).any(axis=1))[0]
+    joined[rows.max() - 2 : rows.max() + 6, 120:136] = 40.0  # the patient rests on it
+    np.testing.assert_array_equal(without_table(joined, "CT"), joined)
+
+
 def test_mr_slices_and_slices_without_a_table_are_untouched() -> None:
     image = _abdomen()
     with_table, _ = _with_table(image)
@@ -70,14 +97,30 @@ def test_mr_slices_and_slices_without_a_table_are_untouched() -> None:
 
 def test_real_ct_tables_are_found_and_the_training_bases_have_none() -> None:
     # The held-out CTs lie on a table (the abdomen's couch top crosses the whole field of
-    # view); every CT the network was trained on is left exactly as it was, so training
-    # and the gate see the same kind of image.
+    # view) and only the table goes; the clean CT bases of training are left as they were.
     for name in ("693_J2KR.dcm", "explicit_VR-UN.dcm"):
         frame = dicom_frames(name)[0]
         removed = without_table(frame, "CT") != frame
         assert removed.sum() > 1000, name
-        assert (frame[removed] > -500).all()
+        labels, _ = ndimage.label(frame > -500)
+        patient = np.bincount(labels.ravel())[1:].argmax() + 1
+        assert not (removed & (labels == patient)).any(), name
+    # (Clean bases only: a few degraded or zoomed-out training samples do lose a thin rim
+    # or an arc in the air, docs/results/iqa.md.)
     abdomens = synthetic_slices("train", "CT", per_study=1, seeds=range(6))
     for base in [*real_slices("train"), *synthetic_heads("train", count=20), *abdomens]:
         if base.modality == "CT":
             np.testing.assert_array_equal(without_table(base.image, "CT"), base.image)
+
+
+def test_the_clean_abdominal_ct_is_no_longer_near_rejection() -> None:
+    # With its couch in view the committed network put p(severe motion) at 0.45 (the gate
+    # rejects at 0.5); without it, 0.34, and the gate calls the slice good.
+    from medgate_iqa.core.assess import QualityAssessor
+    from medgate_iqa.core.labels import ATTRIBUTES
+
+    model = QualityModel.load()
+    frame = dicom_frames("explicit_VR-UN.dcm")[0]
+    motion = [a.value for a in ATTRIBUTES].index("motion")
+    assert model.predict([frame], "CT")[0].severity[motion, 2] < 0.4
+    assert QualityAssessor(model).assess_slices([frame], "CT").report.verdict.value == "good"

@@ -46,18 +46,23 @@ TABLE_THICKNESS = 0.06  # ... and is thin: its area over its span at most this s
 
 
 def without_table(image: Image, modality: str) -> Image:
-    """A CT slice with the patient table (couch top, head holder) set to air.
+    """A CT slice (2-D, float32) with the patient table (couch top, head holder) set to air.
 
-    Every real CT shows the table under the patient; the synthetic studies the network
-    learnt from show none, and a table seen in a slice pushed the network towards motion
-    and limited-angle calls (docs/results/iqa.md, "The patient table"). A table is found as
-    solid matter (above -500 HU) that is not connected to the largest solid object (the
-    patient), spans at least 40 % of the field of view, and is thin: its area divided by
-    its span (its mean thickness) is at most 6 % of the field of view, flat or curved.
-    Arms, legs and other body parts apart from the trunk are short or thick and stay. MR
-    shows no table; other modalities are returned as they are."""
+    A full-field CT usually shows the table under the patient; the synthetic studies the
+    network learnt from show none, and a table in a slice pushed the network towards
+    motion and limited-angle calls (docs/results/iqa.md, "The patient table"). A table is
+    found as solid matter (above -500 HU) that is not connected to the largest solid object
+    (the patient), spans at least 40 % of the field of view, and is thin: its area divided
+    by its span (its mean thickness) is at most 6 % of the field of view, flat or curved.
+    Arms, legs and other body parts apart from the trunk are short or thick and stay.
+
+    Limits: the sizes are shares of the image, not centimetres (a head holder in a wide
+    field may fall under 40 %); a table that touches the patient, or is larger than the
+    patient, stays; an artifact that touches the table goes with it. MR shows no table;
+    other modalities are returned as they are."""
     if modality != "CT":
         return image
+    image = np.asarray(image, dtype=np.float32)
     solid = image > TABLE_HU
     labels, count = ndimage.label(solid)
     if count < 2:
