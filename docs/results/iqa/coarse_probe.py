@@ -32,14 +32,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from fov_probe import severe_found, training_mr_groups
 
 from medgate_common.inference import OnnxRuntimeBackend
 from medgate_iqa.bench.external import run_external, run_ours
 from medgate_iqa.core.assess import QualityAssessor
-from medgate_iqa.core.labels import applicable_matrix
 from medgate_iqa.core.model import QualityModel, weights_dir
 from medgate_iqa.core.sources import BaseSlice, base_slices
-from medgate_iqa.core.views import GRID, stack_input, to_grid
+from medgate_iqa.core.views import GRID, to_grid
 from medgate_iqa.training import data as training_data
 from medgate_iqa.training.network import QualityNet
 from medgate_iqa.training.train import _Exported, _mask, evaluate
@@ -144,23 +144,10 @@ def as_model(net: QualityNet, folder: Path) -> QualityModel:
 
 
 def small_bases(model: QualityModel, bases: list[BaseSlice]) -> dict[str, float]:
-    out = {}
-    groups = {
-        "emri_small 0-6": [b for b in bases if "emri_small" in b.source],
-        "MR_small": [b for b in bases if "MR_small" in b.source],
-        "synthetic MR": [b for b in bases if not b.real and b.modality == "MR"],
-        "synthetic CT": [b for b in bases if not b.real and b.modality == "CT"],
-    }
-    for name, pool in groups.items():
-        rng = np.random.default_rng(123)
-        arrays = training_data.to_arrays(
-            [training_data.make_sample(pool[int(rng.integers(len(pool)))], rng) for _ in range(150)]
-        )
-        sev = model.backend.infer({"image": stack_input(arrays.x.astype(np.float32), arrays.modality)}).outputs
-        called = sev["severity"].argmax(-1)
-        severe = (arrays.levels == 2) & applicable_matrix()[arrays.modality]
-        out[name] = round(float(((called == 2) & severe).sum() / severe.sum()), 3)
-    return out
+    groups = training_mr_groups(bases)
+    del groups["Colin27"]
+    groups["synthetic CT"] = [b for b in bases if not b.real and b.modality == "CT"]
+    return {name: round(severe_found(model, pool)[0], 3) for name, pool in groups.items()}
 
 
 def score(model: QualityModel, bases: list[BaseSlice], heldout: training_data.Arrays, net: QualityNet | None) -> dict:

@@ -13,6 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from fov_probe import training_mr_groups
 
 from medgate_iqa.core.labels import ATTRIBUTES
 from medgate_iqa.core.model import QualityModel
@@ -26,14 +27,7 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=None)
     args = parser.parse_args()
     model = QualityModel.load(args.weights) if args.weights else QualityModel.load()
-    bases = base_slices("train")
-    groups = {
-        "emri_small 0-6": [b for b in bases if "emri_small" in b.source],
-        "MR_small": [b for b in bases if "MR_small" in b.source],
-        "Colin27": [b for b in bases if "ch2" in b.source],
-        "synthetic MR": [b for b in bases if not b.real and b.modality == "MR"],
-    }
-    for name, pool in groups.items():
+    for name, pool in training_mr_groups(base_slices("train")).items():
         rng = np.random.default_rng(321)
         samples = [make_sample(pool[int(rng.integers(len(pool)))], rng) for _ in range(400)]
         arrays = to_arrays(samples)

@@ -77,9 +77,7 @@ class QualityModel:
     def predict(self, slices: list[npt.NDArray[np.float32]], modality: str) -> list[SlicePrediction]:
         """Slices at their own resolution, in physical units; a CT's table is removed first
         (:func:`~medgate_iqa.core.views.without_table`)."""
-        return self.predict_grid(
-            [to_grid(without_table(np.asarray(s, np.float32), modality)) for s in slices], modality
-        )
+        return self.predict_grid([to_grid(without_table(s, modality)) for s in slices], modality)
 
 
 __all__ = ["ATTRIBUTES", "SEVERITIES", "VERDICTS", "QualityModel", "SlicePrediction", "weights_dir"]
